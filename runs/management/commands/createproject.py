@@ -1,0 +1,27 @@
+"""`manage.py createproject <slug>`: prints the new project's id."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_slug
+
+from runs.models import Project
+
+
+class Command(BaseCommand):
+    help = "Create a project and print its id."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--name", help="display name (default: the slug)")
+
+    def handle(self, *args, slug, name, **options):
+        try:
+            validate_slug(slug)
+        except ValidationError:
+            raise CommandError(f"{slug!r} is not a valid slug: use letters, numbers, '-' and '_'") from None
+        if Project.objects.filter(slug=slug).exists():
+            raise CommandError(f"A project with slug {slug!r} already exists")
+        project = Project.objects.create(slug=slug, name=name or slug)
+        self.stdout.write(str(project.pk))

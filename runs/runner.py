@@ -1,0 +1,80 @@
+"""Run one task definition with a context: the code path shared by the CLI and the worker child.
+
+It calls `run(ctx)` (awaiting it when it is `async def`), checks that the result can be stored as
+JSON, and turns any exception into a structured error. Nothing here knows about the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from .definitions import TaskContext, TaskDefinition
+from .validation import schema_errors
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    output: Any = None
+    error: dict | None = None
+    duration_ms: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def error_dict(message: str, code: str, detail: str | None = None) -> dict:
+    return {"message": message, "code": code, "detail": detail}
+
+
+def execute(definition: TaskDefinition, ctx: TaskContext) -> Outcome:
+    started = time.monotonic()
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        result = definition.run(ctx)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+    except BaseException as exc:  # noqa: BLE001 - a task's SystemExit is a failure, not ours
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        message = str(exc) or type(exc).__name__
+        return Outcome(
+            ok=False,
+            error=error_dict(message, "task_error" if not isinstance(exc, SystemExit) else "task_exit",
+                             traceback.format_exc()),
+            duration_ms=elapsed(),
+        )
+    try:
+        output = json.loads(json.dumps(result, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        return Outcome(
+            ok=False,
+            error=error_dict(
+                f"the task returned a value that is not JSON-serialisable: {exc}",
+                "output_not_serializable",
+                f"returned {type(result).__name__}: {result!r:.500}",
+            ),
+            duration_ms=elapsed(),
+        )
+    problems = schema_errors(definition.output_schema, output, prefix="output")
+    if problems:
+        return Outcome(
+            ok=False,
+            output=output,
+            error=error_dict(
+                f"the task's output does not match its output_schema: {problems[0]}",
+                "output_invalid",
+                "\n".join(str(p) for p in problems),
+            ),
+            duration_ms=elapsed(),
+        )
+    return Outcome(ok=True, output=output, duration_ms=elapsed())

@@ -1,0 +1,224 @@
+"""The one path that creates, cancels and re-runs runs, for the API, dashboard, admin and CLI."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .definitions import TaskDefinition, discover
+from .models import Project, Run, RunEvent, RunStatus
+from .validation import FieldError, apply_defaults, schema_errors
+
+log = logging.getLogger(__name__)
+
+
+class RunError(Exception):
+    """A request to create or change a run that cannot be honoured. `status` is the HTTP status."""
+
+    code = "invalid_request"
+    status = 422
+
+    def __init__(self, message: str, *, errors: list[FieldError] | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+        if code:
+            self.code = code
+
+
+class TargetNotFound(RunError):
+    code = "target_not_found"
+
+
+class InvalidInput(RunError):
+    code = "invalid_input"
+
+
+@dataclass
+class CreateResult:
+    run: Run
+    duplicate: bool = False
+    definition: TaskDefinition | None = field(default=None, repr=False)
+
+
+def resolve_task(target: str) -> TaskDefinition:
+    """The task a `task:<id>` target names, or TargetNotFound saying what exists."""
+    if not isinstance(target, str) or not target.startswith("task:"):
+        if isinstance(target, str) and target.startswith("workflow:"):
+            raise RunError(
+                "workflow runs are not supported yet: only task:<id> targets can run",
+                errors=[FieldError("target", "workflow targets are not supported yet", "enum")],
+                code="workflows_unsupported",
+            )
+        raise TargetNotFound(
+            f"target {target!r} must look like task:<id>",
+            errors=[FieldError("target", "must look like task:<id>", "pattern")],
+        )
+    task_id = target.removeprefix("task:")
+    found = discover()
+    definition = found.get(task_id)
+    if definition is None:
+        known = ", ".join(sorted(found.tasks)) or "none"
+        raise TargetNotFound(
+            f"no task with id {task_id!r} (available: {known})",
+            errors=[FieldError("target", f"no task with id {task_id!r}", "exists")],
+        )
+    return definition
+
+
+def _check_limit(name: str, value: Any, minimum: int) -> list[FieldError]:
+    if value is None:
+        return []
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        return [FieldError(name, f"must be an integer of at least {minimum}", "minimum")]
+    return []
+
+
+def create_run(
+    project: Project,
+    *,
+    target: str,
+    input: dict | None = None,
+    config: dict | None = None,
+    name: str | None = None,
+    public_id: str | None = None,
+    parent_run: Run | None = None,
+    batch_id: str | None = None,
+    timeout_seconds: int | None = None,
+    backoff_limit: int | None = None,
+    trigger_kind: str = Run.Trigger.MANUAL,
+    trigger_id: str | None = None,
+    created_by: str | None = None,
+    metadata: dict | None = None,
+) -> CreateResult:
+    """Validate, store a pending run with its `run.created` event, and enqueue it after commit.
+
+    A second call with the same `public_id` in the same project returns the first run with
+    `duplicate=True` and enqueues nothing.
+    """
+    if public_id:
+        existing = Run.objects.filter(project=project, public_id=public_id).first()
+        if existing:
+            return CreateResult(existing, duplicate=True)
+
+    definition = resolve_task(target)
+    input = {} if input is None else input
+    config = {} if config is None else config
+    problems: list[FieldError] = []
+    if not isinstance(input, dict):
+        problems.append(FieldError("input", "must be a JSON object", "type"))
+    if not isinstance(config, dict):
+        problems.append(FieldError("config", "must be a JSON object", "type"))
+    problems += _check_limit("timeout_seconds", timeout_seconds, 1)
+    problems += _check_limit("backoff_limit", backoff_limit, 0)
+    if isinstance(input, dict):
+        input = apply_defaults(definition.input_schema, input)
+        problems += schema_errors(definition.input_schema, input)
+    if problems:
+        raise InvalidInput("; ".join(str(p) for p in problems), errors=problems)
+
+    now = timezone.now()
+    run = Run(
+        project=project,
+        kind=Run.Kind.TASK,
+        target=definition.target,
+        name=name or definition.name,
+        input=input,
+        config=config,
+        public_id=public_id or None,
+        parent_run=parent_run,
+        root_run=(parent_run.root_run or parent_run) if parent_run else None,
+        batch_id=batch_id,
+        timeout_seconds=timeout_seconds or definition.timeout_seconds or settings.STUDIO_DEFAULT_TIMEOUT_SECONDS,
+        backoff_limit=backoff_limit
+        if backoff_limit is not None
+        else (definition.backoff_limit if definition.backoff_limit is not None else settings.STUDIO_DEFAULT_BACKOFF_LIMIT),
+        trigger_kind=trigger_kind,
+        trigger_id=trigger_id,
+        created_by=created_by,
+        metadata=metadata or {},
+        created_at=now,
+        enqueued_at=now,
+    )
+    try:
+        with transaction.atomic():
+            run.save(force_insert=True)
+            RunEvent.objects.create(
+                run=run,
+                event_type="run.created",
+                payload={"target": run.target, "trigger_kind": run.trigger_kind, "created_by": created_by},
+                created_at=now,
+            )
+            transaction.on_commit(lambda: enqueue(run.id))
+    except IntegrityError:
+        # Two creates with one public_id raced; the other one won.
+        existing = Run.objects.filter(project=project, public_id=public_id).first() if public_id else None
+        if existing is None:
+            raise
+        return CreateResult(existing, duplicate=True)
+    return CreateResult(run, duplicate=False, definition=definition)
+
+
+def enqueue(run_id: str, *, delay: float | None = None) -> None:
+    """Hand a run to the queue. A failure here is logged, not raised: the sweeper re-enqueues."""
+    from .queue import execute_run
+
+    try:
+        if delay:
+            execute_run.schedule((run_id,), delay=delay)
+        else:
+            execute_run(run_id)
+    except Exception:
+        log.exception("could not enqueue %s; the sweeper will pick it up", run_id)
+
+
+def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
+    """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
+    if the run had already finished. A running run is stopped by its worker: this only records
+    the request, and the worker ends the run as `cancelled`."""
+    now = timezone.now()
+    for status in (RunStatus.PENDING, RunStatus.WAITING):
+        # Conditional: a worker may be claiming this very run right now.
+        with transaction.atomic():
+            changed = Run.objects.filter(pk=run.pk, status=status).update(
+                status=RunStatus.CANCELLED,
+                cancel_requested_at=now,
+                completed_at=now,
+                waiting_reason=None,
+                resume_at=None,
+                error={"message": reason, "code": "cancelled", "detail": None},
+                updated_at=now,
+            )
+            if changed:
+                RunEvent.objects.create(run_id=run.pk, event_type="run.cancelled", payload={"reason": reason})
+        if changed:
+            run.refresh_from_db()
+            return True, run
+    changed = Run.objects.filter(
+        pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
+    ).update(cancel_requested_at=now, updated_at=now)
+    run.refresh_from_db()
+    if changed or run.status == RunStatus.RUNNING:
+        return True, run
+    return False, run
+
+
+def rerun(run: Run, *, created_by: str | None = None, trigger_kind: str = Run.Trigger.MANUAL) -> CreateResult:
+    """A new run of the same target with the same input and config."""
+    return create_run(
+        run.project,
+        target=run.target,
+        input=run.input,
+        config=run.config,
+        name=run.name,
+        timeout_seconds=run.timeout_seconds,
+        backoff_limit=run.backoff_limit,
+        trigger_kind=trigger_kind,
+        created_by=created_by,
+        metadata={"rerun_of": run.pk},
+    )

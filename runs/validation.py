@@ -1,0 +1,65 @@
+"""Validate run input against a task's JSON Schema, with errors that name the field and rule."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+
+_FORMAT_CHECKER = FormatChecker()
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str  # dotted path from the top, e.g. "input.filters.0.name"; "input" for the root
+    message: str
+    rule: str  # the JSON Schema keyword that failed, e.g. "minimum", "required", "type"
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "message": self.message, "rule": self.rule}
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def _join(prefix: str, parts) -> str:
+    return ".".join([prefix, *(str(p) for p in parts)])
+
+
+def schema_errors(schema: dict | None, data: Any, prefix: str = "input") -> list[FieldError]:
+    """Every way `data` breaks `schema`, sorted by field; [] when it is valid or there is no schema."""
+    if not schema:
+        return []
+    validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+    errors = []
+    for err in validator.iter_errors(data):
+        path = list(err.absolute_path)
+        if err.validator == "required":
+            # Point at the missing field itself, not at its parent object.
+            missing = err.message.split("'")[1] if "'" in err.message else ""
+            path = [*path, missing] if missing else path
+            message = "is required"
+        elif err.validator == "additionalProperties":
+            message = err.message.replace("Additional properties are not allowed", "unknown field(s) not allowed")
+        else:
+            message = err.message
+        errors.append(FieldError(field=_join(prefix, path), message=message, rule=str(err.validator)))
+    errors.sort(key=lambda e: e.field)
+    return errors
+
+
+def apply_defaults(schema: dict | None, data: Any) -> Any:
+    """Fill in `default`s of missing object properties, recursively, without touching `data`."""
+    if not schema or not isinstance(data, dict) or schema.get("type", "object") != "object":
+        return data
+    result = copy.deepcopy(data)
+    for name, prop in (schema.get("properties") or {}).items():
+        if not isinstance(prop, dict):
+            continue
+        if name not in result and "default" in prop:
+            result[name] = copy.deepcopy(prop["default"])
+        elif isinstance(result.get(name), dict):
+            result[name] = apply_defaults(prop, result[name])
+    return result
