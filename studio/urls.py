@@ -6,5 +6,6 @@ from studio.api import api
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("", include("studio.dashboard.urls")),
 ]
