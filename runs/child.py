@@ -1,0 +1,153 @@
+"""The child process a run executes in: forked from the warm worker, in its own process group.
+
+The child never touches the database. It talks to its parent through pipes:
+  fd 1 / fd 2   the task's stdout and stderr (also those of anything it spawns)
+  events pipe   JSON lines: {"t": "event", ...} from ctx.emit / ctx.progress, then one {"t": "result"}
+  control pipe  the parent writes one byte to it when the run is to be cancelled
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import io
+import json
+import os
+import select
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from .definitions import TaskContext, TaskDefinition, filtered_env
+from .runner import error_dict, execute
+
+EVENTS_FD = 3
+CONTROL_FD = 4
+PR_SET_PDEATHSIG = 1
+
+
+class ChildContext(TaskContext):
+    """Context inside the worker's child: events go to the parent, cancel comes from it."""
+
+    def __init__(self, *, events_fd: int, control_fd: int, **kwargs):
+        super().__init__(**kwargs)
+        self._events = os.fdopen(events_fd, "w", buffering=1, encoding="utf-8", closefd=False)
+        self._control_fd = control_fd
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        if not self._cancelled:
+            readable, _, _ = select.select([self._control_fd], [], [], 0)
+            self._cancelled = bool(readable)
+        return self._cancelled
+
+    def _emit(self, event_type: str, payload: Any) -> None:
+        # Flush our own output first so the parent sees log lines and events in the order made.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._send({"t": "event", "type": event_type, "payload": payload})
+
+    def _send(self, message: dict) -> None:
+        self._events.write(json.dumps(message, default=str) + "\n")
+
+
+@dataclass
+class Child:
+    pid: int
+    stdout_fd: int
+    stderr_fd: int
+    events_fd: int
+    control_fd: int
+
+
+def spawn(definition: TaskDefinition, *, input: dict, config: dict, project_id: str | None,
+          run_id: str, attempt: int) -> Child:
+    """Fork a child that runs `definition`; return the parent's ends of its pipes."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    ev_r, ev_w = os.pipe()
+    ctl_r, ctl_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child; covered by the engine tests
+        code = 70
+        try:
+            _become_child(out_w, err_w, ev_w, ctl_r)
+            ctx = ChildContext(
+                events_fd=EVENTS_FD,
+                control_fd=CONTROL_FD,
+                input=input,
+                config=config,
+                env=filtered_env(definition.env_allowlist),
+                project_id=project_id,
+                run_id=run_id,
+                attempt=attempt,
+            )
+            outcome = execute(definition, ctx)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ctx._send({"t": "result", "ok": outcome.ok, "output": outcome.output, "error": outcome.error,
+                       "duration_ms": outcome.duration_ms})
+            code = outcome.exit_code
+        except BaseException:  # noqa: BLE001 - whatever happens, the parent must hear of it
+            try:
+                os.write(2, traceback.format_exc().encode(errors="replace"))
+                message = {"t": "result", "ok": False, "output": None,
+                           "error": error_dict("the task process crashed", "crashed", traceback.format_exc())}
+                os.write(EVENTS_FD, (json.dumps(message) + "\n").encode())
+            except BaseException:  # noqa: BLE001
+                pass
+        finally:
+            os._exit(code)
+    for fd in (out_w, err_w, ev_w, ctl_r):
+        os.close(fd)
+    return Child(pid=pid, stdout_fd=out_r, stderr_fd=err_r, events_fd=ev_r, control_fd=ctl_w)
+
+
+def _become_child(out_w: int, err_w: int, ev_w: int, ctl_r: int) -> None:  # pragma: no cover
+    os.setsid()  # own process group: a kill reaches everything the task spawned
+    _die_with_parent()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    # Park the two protocol pipes on fixed numbers, then drop every other inherited descriptor
+    # (other runs' pipes, database and queue sockets) so nothing leaks between runs.
+    ev = fcntl.fcntl(ev_w, fcntl.F_DUPFD, 10)  # above 4, so parking cannot clobber them
+    ctl = fcntl.fcntl(ctl_r, fcntl.F_DUPFD, 10)
+    os.dup2(ev, EVENTS_FD)
+    os.dup2(ctl, CONTROL_FD)
+    os.closerange(CONTROL_FD + 1, _max_fd())
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+    # Studio's own settings and secrets are not the task's business, nor its subprocesses'.
+    visible = filtered_env()
+    for name in list(os.environ):
+        if name not in visible:
+            del os.environ[name]
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 65536
+
+
+def _die_with_parent() -> None:  # pragma: no cover
+    """Ask Linux to SIGKILL us if the worker dies, so no orphan keeps running a lost run."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(70)

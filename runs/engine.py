@@ -1,0 +1,486 @@
+"""Executing one run attempt inside a Huey worker thread.
+
+claim()      pending/waiting -> running with one conditional UPDATE; losing the race means no-op
+Supervisor   forks the child (runs/child.py), turns its stdout/stderr/ctx events into RunEvent rows
+             written in time- and size-bounded batches, watches for cancel, timeout and shutdown,
+             heartbeats, and kills the child's whole process group when it has to
+finish()     running -> completed / failed / cancelled / waiting (retry) with one conditional
+             UPDATE, guarded by the worker's name so a run the sweeper took away is never touched
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections import Counter, deque
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .child import Child, spawn
+from .definitions import TaskDefinition, discover
+from .models import Run, RunEvent, RunStatus
+
+log = logging.getLogger(__name__)
+
+_drain = threading.Event()
+_drain_deadline = [float("inf")]
+CHECK_INTERVAL = 0.5  # how often a supervisor looks for cancel requests and lost ownership
+READ_CHUNK = 1 << 16
+
+
+def begin_drain(grace_seconds: float) -> None:
+    """Stop claiming runs; runs still going after `grace_seconds` are handed back to the queue."""
+    _drain_deadline[0] = min(_drain_deadline[0], time.monotonic() + grace_seconds)
+    _drain.set()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+
+
+def execute(run_id: str) -> None:
+    """Entry point of the Huey task: run one attempt of `run_id` if it is ours to run."""
+    close_old_connections()
+    try:
+        claimed = claim(run_id)
+        if claimed is not None:
+            Supervisor(*claimed).run()
+    finally:
+        close_old_connections()
+
+
+# --- claiming ---------------------------------------------------------------------------------
+
+
+def claim(run_id: str) -> tuple[Run, TaskDefinition] | None:
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None or run.status not in (RunStatus.PENDING, RunStatus.WAITING) or _drain.is_set():
+        return None
+    if run.status == RunStatus.WAITING and run.resume_at and run.resume_at > timezone.now() + timedelta(seconds=1):
+        return None  # an early duplicate message; the scheduled one arrives at resume_at
+    definition = discover().get(run.task_id) if run.task_id else None
+    if definition is None:
+        _fail_unstarted(run, f"task {run.task_id!r} no longer exists in the tasks directory", "target_not_found")
+        return None
+    name = worker_name()
+    with transaction.atomic():
+        if definition.concurrency_limit:
+            run_id = _pick_within_limit(run, definition)
+            if run_id is None:
+                return None  # stays pending; a finishing run of this task enqueues the next one
+            status = RunStatus.PENDING if run_id != run.pk else run.status
+        else:
+            status = run.status
+        now = timezone.now()
+        claimed = Run.objects.filter(pk=run_id, status=status).update(
+            status=RunStatus.RUNNING,
+            attempt=F("attempt") + 1,
+            started_at=Coalesce(F("started_at"), Value(now)),
+            worker=name,
+            heartbeat_at=now,
+            waiting_reason=None,
+            resume_at=None,
+            updated_at=now,
+        )
+        if not claimed:
+            return None  # another worker, a cancel or the sweeper got there first
+        run = Run.objects.get(pk=run_id)
+        RunEvent.objects.create(
+            run=run, event_type="run.started", payload={"attempt": run.attempt, "worker": name}, created_at=now
+        )
+    return run, definition
+
+
+def _pick_within_limit(run: Run, definition: TaskDefinition) -> str | None:
+    """Under the task's lock: the run to start now (the oldest pending one), or None if full."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [definition.target])
+    # (SQLite: the IMMEDIATE transaction already holds the database's write lock.)
+    running = Run.objects.filter(target=definition.target, status=RunStatus.RUNNING).count()
+    if running >= definition.concurrency_limit:
+        return None
+    if run.status == RunStatus.WAITING:
+        return run.pk
+    oldest = (
+        Run.objects.filter(target=definition.target, status=RunStatus.PENDING)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return oldest
+
+
+def _fail_unstarted(run: Run, message: str, code: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        if Run.objects.filter(pk=run.pk, status=run.status).update(
+            status=RunStatus.FAILED, completed_at=now, updated_at=now,
+            error={"message": message, "code": code, "detail": None},
+        ):
+            RunEvent.objects.create(run_id=run.pk, event_type="run.failed",
+                                    payload={"error": {"message": message, "code": code, "detail": None}})
+
+
+def enqueue_next_in_line(target: str, limit: int) -> None:
+    """After a run of a concurrency-limited task ends, start the oldest runs waiting for a slot."""
+    from .service import enqueue
+
+    running = Run.objects.filter(target=target, status=RunStatus.RUNNING).count()
+    free = max(0, limit - running)
+    for run_id in Run.objects.filter(target=target, status=RunStatus.PENDING).order_by(
+        "created_at", "id"
+    ).values_list("pk", flat=True)[:free]:
+        enqueue(run_id)
+
+
+# --- supervising ------------------------------------------------------------------------------
+
+
+class LogTail:
+    """The run's `logs` text: the newest `limit` bytes, with a visible marker when cut."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.lines: deque[str] = deque()
+        self.size = 0
+        self.dropped_bytes = 0
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line) + 1
+        while self.size > self.limit and len(self.lines) > 1:
+            gone = self.lines.popleft()
+            self.size -= len(gone) + 1
+            self.dropped_bytes += len(gone) + 1
+
+    def text(self) -> str:
+        body = "\n".join(self.lines) + ("\n" if self.lines else "")
+        if self.dropped_bytes:
+            return f"[... {self.dropped_bytes} earlier bytes of output truncated; the event log has every line ...]\n" + body
+        return body
+
+
+class Supervisor:
+    def __init__(self, run: Run, definition: TaskDefinition):
+        self.run_obj = run
+        self.definition = definition
+        self.name = run.worker
+        self.max_events = settings.STUDIO_MAX_EVENTS_PER_RUN
+        self.max_event_bytes = settings.STUDIO_MAX_EVENT_BYTES
+        self.flush_seconds = settings.STUDIO_EVENT_FLUSH_SECONDS
+        self.batch_size = settings.STUDIO_EVENT_BATCH_SIZE
+        self.buffer: list[RunEvent] = []
+        self.buffer_since = 0.0
+        # Events already stored for this run (created, started, earlier attempts) count too.
+        self.stored = RunEvent.objects.filter(run_id=run.pk).count()
+        self.dropped: Counter[str] = Counter()
+        self.logs = LogTail(settings.STUDIO_MAX_LOG_BYTES)
+        self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b"", "events": b""}
+        self.result: dict | None = None
+        self.kill_reason: str | None = None
+        self.cancel_seen = False
+        self.cancel_kill_at = float("inf")
+
+    # The loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        run = self.run_obj
+        started = time.monotonic()
+        self.deadline = started + (run.timeout_seconds or settings.STUDIO_DEFAULT_TIMEOUT_SECONDS)
+        self.next_check = started + CHECK_INTERVAL
+        self.next_heartbeat = started + settings.STUDIO_HEARTBEAT_SECONDS
+        child = spawn(self.definition, input=run.input, config=run.config, project_id=str(run.project_id),
+                      run_id=run.pk, attempt=run.attempt)
+        self.child = child
+        try:
+            self._watch(child)
+            exit_code = self._reap(child)
+        finally:
+            for fd in (child.stdout_fd, child.stderr_fd, child.events_fd, child.control_fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.duration_ms = int((time.monotonic() - started) * 1000)
+        self._finish(exit_code)
+
+    def _watch(self, child: Child) -> None:
+        sel = selectors.DefaultSelector()
+        streams = {child.stdout_fd: "stdout", child.stderr_fd: "stderr", child.events_fd: "events"}
+        for fd, name in streams.items():
+            sel.register(fd, selectors.EVENT_READ, name)
+        pidfd = os.pidfd_open(child.pid)
+        sel.register(pidfd, selectors.EVENT_READ, "exit")
+        try:
+            exited = False
+            while not exited:
+                timeout = max(0.0, self._next_wakeup() - time.monotonic())
+                for key, _ in sel.select(timeout):
+                    if key.data == "exit":
+                        exited = True
+                    elif not self._read(key.fd, key.data):
+                        sel.unregister(key.fd)
+                self._tick()
+            # The child is gone: take what is still in the pipes, without waiting for
+            # descendants that may hold them open.
+            for fd, name in streams.items():
+                if fd in sel.get_map():
+                    os.set_blocking(fd, False)
+                    try:
+                        while self._read(fd, name):
+                            pass
+                    except BlockingIOError:
+                        pass
+            for name in ("stdout", "stderr"):
+                if self.partial[name]:
+                    self._log(name, self.partial[name])
+                    self.partial[name] = b""
+        finally:
+            sel.close()
+            os.close(pidfd)
+
+    def _next_wakeup(self) -> float:
+        wake = min(self.next_check, self.deadline, self.cancel_kill_at)
+        if self.buffer:
+            wake = min(wake, self.buffer_since + self.flush_seconds)
+        if _drain.is_set():
+            wake = min(wake, _drain_deadline[0])
+        return wake
+
+    def _read(self, fd: int, stream: str) -> bool:
+        data = os.read(fd, READ_CHUNK)
+        if not data:
+            return False
+        now = timezone.now()
+        chunk = self.partial[stream] + data
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        if stream == "events":
+            for line in lines:
+                self._message(line, now)
+        else:
+            for line in lines:
+                self._log(stream, line, now)
+            if len(rest) > self.max_event_bytes:  # a line with no end in sight: store it in parts
+                self._log(stream, rest, now)
+                rest = b""
+        self.partial[stream] = rest
+        return True
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self.buffer and (len(self.buffer) >= self.batch_size or now >= self.buffer_since + self.flush_seconds):
+            self._flush()
+        if now >= self.next_check:
+            self.next_check = now + CHECK_INTERVAL
+            self._check_run(now)
+        if self.kill_reason is None:
+            if now >= self.deadline:
+                self._kill("timeout")
+            elif now >= self.cancel_kill_at:
+                self._kill("cancel")
+            elif _drain.is_set() and now >= _drain_deadline[0]:
+                self._kill("shutdown")
+
+    def _check_run(self, now: float) -> None:
+        """Look for a cancel request; heartbeat; notice if the run was taken away from us."""
+        row = Run.objects.filter(pk=self.run_obj.pk).values_list("status", "worker", "cancel_requested_at").first()
+        if row is None or row[0] != RunStatus.RUNNING or row[1] != self.name:
+            self._kill("lost")
+            return
+        if row[2] is not None and not self.cancel_seen:
+            self.cancel_seen = True
+            grace = settings.STUDIO_CANCEL_GRACE_SECONDS
+            self.cancel_kill_at = now + grace
+            try:
+                os.write(self.child.control_fd, b"c")
+            except OSError:
+                pass
+            self._add("run.cancelling", {"grace_seconds": grace}, timezone.now())
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + settings.STUDIO_HEARTBEAT_SECONDS
+            beat = timezone.now()
+            if not Run.objects.filter(pk=self.run_obj.pk, status=RunStatus.RUNNING, worker=self.name).update(
+                heartbeat_at=beat
+            ):
+                self._kill("lost")
+
+    def _kill(self, reason: str) -> None:
+        self.kill_reason = reason
+        try:
+            os.killpg(self.child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _reap(self, child: Child) -> int:
+        _, status = os.waitpid(child.pid, 0)
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # whatever the task left behind goes with it
+        except (ProcessLookupError, PermissionError):
+            pass
+        code = os.waitstatus_to_exitcode(status)
+        return 128 - code if code < 0 else code  # killed by signal N -> 128+N, as shells report it
+
+    # Events ----------------------------------------------------------------------------------
+
+    def _message(self, raw: bytes, now) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            self._log("stderr", b"[studio] unreadable event from the task process: " + raw[:200], now)
+            return
+        if message.get("t") == "result":
+            self.result = message
+        elif message.get("t") == "event":
+            self._add(str(message.get("type")), message.get("payload"), now)
+
+    def _log(self, stream: str, raw: bytes, now=None) -> None:
+        line = raw.decode("utf-8", "replace").removesuffix("\r")
+        if len(line) > self.max_event_bytes:
+            line = line[: self.max_event_bytes] + f" [... line truncated, {len(raw)} bytes]"
+        self.logs.add(line)
+        self._add("log", {"stream": stream, "line": line}, now or timezone.now())
+
+    def _add(self, event_type: str, payload, now) -> None:
+        # Two places stay free for events.dropped and the terminal event.
+        if self.stored + len(self.buffer) >= self.max_events - 2:
+            self.dropped[event_type] += 1
+            return
+        if event_type != "log":
+            encoded = json.dumps(payload, default=str)
+            if len(encoded) > self.max_event_bytes:
+                payload = {"truncated": True, "original_bytes": len(encoded), "preview": encoded[:1000]}
+        if not self.buffer:
+            self.buffer_since = time.monotonic()
+        self.buffer.append(RunEvent(run_id=self.run_obj.pk, event_type=event_type, payload=payload, created_at=now))
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        batch, self.buffer = self.buffer, []
+        RunEvent.objects.bulk_create(batch, batch_size=1000)
+        self.stored += len(batch)
+
+    # The end ---------------------------------------------------------------------------------
+
+    def _finish(self, exit_code: int) -> None:
+        self._flush()
+        run = self.run_obj
+        if self.kill_reason == "lost":
+            log.warning("%s was taken away from this worker (sweeper or operator); leaving it alone", run.pk)
+            return
+        if self.kill_reason == "shutdown":
+            hand_back(run, self.name, reason="the worker shut down before the run finished")
+            return
+        now = timezone.now()
+        result = self.result or {}
+        fields = {
+            "logs": self.logs.text(),
+            "exit_code": exit_code,
+            "duration_ms": self.duration_ms,
+            "heartbeat_at": None,
+            "updated_at": now,
+        }
+        if self.cancel_seen:
+            reason = "cancelled by request"
+            if self.kill_reason == "cancel":
+                reason += f"; stopped after the {settings.STUDIO_CANCEL_GRACE_SECONDS:g}s grace period"
+            fields.update(status=RunStatus.CANCELLED, completed_at=now, output=result.get("output"),
+                          error={"message": reason, "code": "cancelled", "detail": None})
+            terminal = ("run.cancelled", {"reason": reason})
+        elif self.kill_reason is None and result.get("ok"):
+            fields.update(status=RunStatus.COMPLETED, completed_at=now, output=result.get("output"), error=None)
+            terminal = ("run.completed", {"output": result.get("output")})
+        else:
+            error = self._failure(result, exit_code)
+            if run.attempt <= run.backoff_limit:
+                self._retry(fields, error)
+                return
+            fields.update(status=RunStatus.FAILED, completed_at=now, error=error, output=result.get("output"))
+            terminal = ("run.failed", {"error": error})
+        self._write_end(fields, [terminal])
+        if self.definition.concurrency_limit:
+            enqueue_next_in_line(self.definition.target, self.definition.concurrency_limit)
+
+    def _failure(self, result: dict, exit_code: int) -> dict:
+        if self.kill_reason == "timeout":
+            limit = self.run_obj.timeout_seconds
+            return {"message": f"the run exceeded its timeout of {limit}s and was stopped", "code": "timeout",
+                    "detail": None}
+        if result.get("error"):
+            return result["error"]
+        if exit_code > 128:
+            sig = signal.Signals(exit_code - 128).name if exit_code - 128 in signal.Signals._value2member_map_ else exit_code - 128
+            message = f"the task process was killed by {sig}"
+            if exit_code - 128 == signal.SIGKILL:
+                message += " (out of memory, or killed from outside Studio)"
+        else:
+            message = f"the task process exited with code {exit_code} before returning"
+        return {"message": message, "code": "process_died", "detail": None}
+
+    def _retry(self, fields: dict, error: dict) -> None:
+        run = self.run_obj
+        delay = backoff_delay(run.attempt)
+        resume_at = timezone.now() + timedelta(seconds=delay)
+        fields.update(
+            status=RunStatus.WAITING, waiting_reason="retry", resume_at=resume_at, error=error,
+            metadata={**(run.metadata or {}), "retry": {"failed_attempt": run.attempt, "resume_at": resume_at.isoformat(),
+                                                        "reason": error.get("message")}},
+        )
+        event = ("run.retrying", {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error})
+        if self._write_end(fields, [event]):
+            from .service import enqueue
+
+            enqueue(run.pk, delay=delay)
+
+    def _write_end(self, fields: dict, events: list[tuple[str, dict]]) -> bool:
+        run = self.run_obj
+        if self.dropped:
+            total = sum(self.dropped.values())
+            events = [("events.dropped", {"dropped": total, "by_type": dict(self.dropped),
+                                          "limit": self.max_events})] + events
+        with transaction.atomic():
+            updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=self.name).update(**fields)
+            if not updated:
+                log.warning("%s changed hands before it could be finished; result dropped", run.pk)
+                return False
+            now = timezone.now()
+            RunEvent.objects.bulk_create(
+                [RunEvent(run_id=run.pk, event_type=t, payload=p, created_at=now) for t, p in events]
+            )
+        return True
+
+
+def backoff_delay(failed_attempt: int) -> float:
+    """Exponential backoff with equal jitter: half the step is fixed, half is random."""
+    step = min(settings.STUDIO_RETRY_MAX_SECONDS, settings.STUDIO_RETRY_BASE_SECONDS * 2 ** (failed_attempt - 1))
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def hand_back(run: Run, worker: str, *, reason: str) -> bool:
+    """Return a running run to the queue without spending an attempt (planned shutdown)."""
+    from .service import enqueue
+
+    now = timezone.now()
+    with transaction.atomic():
+        if not Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=worker).update(
+            status=RunStatus.PENDING, attempt=F("attempt") - 1, worker=None, heartbeat_at=None,
+            enqueued_at=now, updated_at=now,
+        ):
+            return False
+        RunEvent.objects.create(run_id=run.pk, event_type="run.requeued", payload={"reason": reason})
+    enqueue(run.pk)
+    return True

@@ -1,0 +1,56 @@
+"""`manage.py run_huey`: Huey's consumer, plus what Studio needs around it.
+
+- SIGTERM drains: no new runs are claimed; running ones get STUDIO_SHUTDOWN_GRACE_SECONDS to
+  finish, then are stopped and handed back to the queue.
+- A sweeper thread finds runs that a dead worker or a lost message left behind.
+- Task definitions are loaded before the workers start, so every fork starts warm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from huey.consumer import Consumer
+from huey.contrib.djhuey.management.commands.run_huey import Command as HueyCommand
+
+from runs import engine
+from runs.definitions import discover
+from runs.sweeper import SweeperThread
+
+log = logging.getLogger("runs.worker")
+
+
+class StudioConsumer(Consumer):
+    def start(self):
+        found = discover()
+        log.info("worker ready: %d task(s), %d discovery error(s), %d worker thread(s)",
+                 len(found.tasks), len(found.errors), self.workers)
+        self._sweeper_stop = threading.Event()
+        SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
+        super().start()
+
+    def stop(self, graceful=False):
+        grace = settings.STUDIO_SHUTDOWN_GRACE_SECONDS if graceful else 0
+        log.info("worker stopping: running runs get %ss to finish before they are handed back", grace)
+        engine.begin_drain(grace)
+        self._sweeper_stop.set()
+        super().stop(graceful=graceful)
+
+
+class Command(HueyCommand):
+    help = "Run Studio's worker: the Huey consumer that executes runs (any number of hosts)."
+
+    def handle(self, *args, **options):
+        from huey.consumer_options import ConsumerConfig
+        from huey.contrib.djhuey import HUEY
+
+        consumer_options = dict(settings.HUEY.get("consumer", {}))
+        consumer_options.update({k: v for k, v in options.items() if v is not None and k in ConsumerConfig._fields})
+        config = ConsumerConfig(**consumer_options)
+        config.validate()
+        huey_logger = logging.getLogger("huey")
+        if not huey_logger.handlers:
+            config.setup_logger(huey_logger)
+        StudioConsumer(HUEY, **config.values).run()
