@@ -1,0 +1,344 @@
+"""The REST API's runs router (mounted on the NinjaAPI in studio/api.py).
+
+Every view sees `request.auth`, the caller's ApiToken. Its project is the only one that exists as
+far as the caller can tell: another project's run or project answers 404, as an unknown one does.
+Writes go through runs.service, the one path that creates and cancels runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+from ninja import Body, Query, Router, Status
+from ninja.errors import HttpError
+
+from . import service
+from .definitions import discover
+from .models import ApiToken, Project, Run, RunEvent
+from .schemas import (
+    AcceptedOut,
+    CancelOut,
+    CreateRunIn,
+    CreateWorkflowRun,
+    ErrorOut,
+    EventListQuery,
+    EventPage,
+    ProjectOut,
+    RunFilters,
+    RunListQuery,
+    RunOut,
+    RunPage,
+    TaskList,
+    TaskOut,
+    event_to_wire,
+    run_to_wire,
+    task_to_wire,
+)
+
+router = Router(tags=["runs"])
+
+RUN_ID_RE = re.compile(r"run_[0-9a-f]{32}")
+
+READ_ERRORS = {frozenset({401, 404, 422}): ErrorOut}
+WRITE_ERRORS = {frozenset({400, 401, 403, 404, 413, 422}): ErrorOut}
+
+
+class ApiError(HttpError):
+    """An answer other than 2xx, with a machine-readable code and optional detail."""
+
+    def __init__(self, status: int, message: str, *, code: str, detail: Any = None):
+        super().__init__(status, message)
+        self.code = code
+        self.detail = detail
+
+
+def _field(field: str, message: str, rule: str) -> list[dict]:
+    return [{"field": field, "message": message, "rule": rule}]
+
+
+# --- Lookups, scoped to the token's project ---------------------------------------------------
+
+
+def _project(request, ref: str) -> Project:
+    """The token's project if `ref` names it (by slug or id); 404 for any other project."""
+    project = request.auth.project
+    if ref == project.slug:
+        return project
+    try:
+        if uuid.UUID(ref) == project.id:
+            return project
+    except ValueError:
+        pass
+    raise ApiError(404, f"no project {ref!r}", code="not_found")
+
+
+def _run(request, run_id: str) -> Run:
+    # A malformed id cannot name a run; answer without asking the database.
+    run = None
+    if RUN_ID_RE.fullmatch(run_id):
+        run = (
+            Run.objects.select_related("project")
+            .filter(pk=run_id, project_id=request.auth.project_id)
+            .first()
+        )
+    if run is None:
+        raise ApiError(404, f"no run {run_id!r}", code="not_found")
+    return run
+
+
+def _created_by(token: ApiToken) -> str:
+    return f"token:{token.name}"
+
+
+# --- Cursors ----------------------------------------------------------------------------------
+# Opaque to clients: base64url of a small JSON object naming a position, not an offset, so a
+# page boundary stays put while new runs arrive.
+
+
+def _encode_cursor(data: dict) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> dict:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (binascii.Error, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise ApiError(
+            422,
+            "cursor is not one this API handed out",
+            code="invalid_cursor",
+            detail=_field("cursor", "is not a cursor from page_info", "cursor"),
+        )
+    return data
+
+
+def _run_cursor(direction: str, run: Run) -> str:
+    return _encode_cursor({"d": direction, "t": run.created_at.isoformat(), "i": run.id})
+
+
+def _run_position(cursor: str) -> tuple[str, datetime, str]:
+    data = _decode_cursor(cursor)
+    try:
+        direction, stamp, run_id = data["d"], datetime.fromisoformat(data["t"]), data["i"]
+        if (
+            direction not in ("next", "prev")
+            or stamp.tzinfo is None
+            or not RUN_ID_RE.fullmatch(run_id)
+        ):
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise ApiError(
+            422,
+            "cursor is not one this API handed out",
+            code="invalid_cursor",
+            detail=_field("cursor", "is not a cursor from page_info", "cursor"),
+        ) from None
+    return direction, stamp, run_id
+
+
+def _keyset_page(queryset, cursor: str | None, limit: int) -> tuple[list[Run], dict]:
+    """One page of runs, newest first, and its page_info.
+
+    Runs are ordered by (created_at, id) descending, and a cursor names the run at the edge of
+    a page, so runs created between two requests shift no page boundary: they only appear when
+    a client asks for what is newer (`prev`) or starts over.
+    """
+    newest_first = queryset.order_by("-created_at", "-id")
+    if cursor is None:
+        rows = list(newest_first[: limit + 1])
+        page, more_older, more_newer = rows[:limit], len(rows) > limit, False
+    else:
+        direction, stamp, run_id = _run_position(cursor)
+        if direction == "next":
+            older = Q(created_at__lt=stamp) | Q(created_at=stamp, id__lt=run_id)
+            rows = list(newest_first.filter(older)[: limit + 1])
+            page, more_older, more_newer = rows[:limit], len(rows) > limit, True
+        else:
+            newer = Q(created_at__gt=stamp) | Q(created_at=stamp, id__gt=run_id)
+            rows = list(queryset.filter(newer).order_by("created_at", "id")[: limit + 1])
+            page, more_older, more_newer = rows[:limit][::-1], True, len(rows) > limit
+    page_info = {
+        "self": cursor,
+        "first": None,
+        "next": _run_cursor("next", page[-1]) if page and more_older else None,
+        "prev": _run_cursor("prev", page[0]) if page and more_newer else None,
+    }
+    return page, page_info
+
+
+# --- Runs -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/runs",
+    response={202: AcceptedOut, **WRITE_ERRORS},
+    exclude_unset=True,
+    summary="Create a run",
+)
+def create_run(request, payload: Body[CreateRunIn]):
+    """Start a task run. The same `public_id` again returns the first run with `duplicate: true`."""
+    token: ApiToken = request.auth
+    if payload.owner.id != token.project_id:
+        raise ApiError(404, f"no project {str(payload.owner.id)!r}", code="not_found")
+    if isinstance(payload, CreateWorkflowRun):
+        raise ApiError(
+            422,
+            'workflow runs are not supported yet: create a run with kind "task"',
+            code="workflows_unsupported",
+            detail=_field("kind", "workflow runs are not supported yet", "enum"),
+        )
+    parent = None
+    if payload.parent_run_id:
+        parent = Run.objects.filter(pk=payload.parent_run_id, project_id=token.project_id).first()
+        if parent is None:
+            raise ApiError(
+                422,
+                f"parent_run_id: no run {payload.parent_run_id!r} in this project",
+                code="invalid_input",
+                detail=_field("parent_run_id", "no such run in this project", "exists"),
+            )
+    spec = payload.request
+    try:
+        result = service.create_run(
+            token.project,
+            target=spec.target,
+            input=spec.input,
+            config=spec.config,
+            name=spec.name,
+            public_id=payload.public_id,
+            parent_run=parent,
+            batch_id=spec.batch_id,
+            timeout_seconds=spec.timeout_seconds,
+            backoff_limit=spec.backoff_limit,
+            trigger_kind=Run.Trigger.API,
+            created_by=_created_by(token),
+        )
+    except service.RunError as exc:
+        raise _from_run_error(exc, prefix="request.") from None
+    body: dict = {"accepted": True, "run": run_to_wire(result.run)}
+    if result.duplicate:
+        body["duplicate"] = True
+    return Status(202, body)
+
+
+def _from_run_error(exc: service.RunError, *, prefix: str = "") -> ApiError:
+    detail = [{**e.as_dict(), "field": prefix + e.field} for e in exc.errors]
+    return ApiError(exc.status, exc.message, code=exc.code, detail=detail or None)
+
+
+@router.get("/runs/{run_id}", response={200: RunOut, **READ_ERRORS}, summary="Get a run")
+def get_run(request, run_id: str):
+    return run_to_wire(_run(request, run_id))
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response={200: EventPage, **READ_ERRORS},
+    summary="List a run's events, oldest first",
+)
+def list_events(request, run_id: str, query: Query[EventListQuery]):
+    """Events after `after_event_id` (or after the position a `cursor` names), oldest first."""
+    run = _run(request, run_id)
+    after = query.after_event_id
+    if query.cursor is not None:
+        data = _decode_cursor(query.cursor)
+        after = data.get("after")
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise ApiError(
+                422,
+                "cursor is not one this API handed out",
+                code="invalid_cursor",
+                detail=_field("cursor", "is not a cursor from page_info", "cursor"),
+            )
+    events = RunEvent.objects.filter(run=run).order_by("id")
+    if after is not None:
+        events = events.filter(id__gt=after)
+    rows = list(events[: query.limit + 1])
+    page = rows[: query.limit]
+    page_info = {
+        "self": query.cursor,
+        "first": None,
+        "next": _encode_cursor({"after": page[-1].id}) if len(rows) > query.limit else None,
+        "prev": None,
+    }
+    return {"data": [event_to_wire(e) for e in page], "page_info": page_info}
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    response={200: CancelOut, **WRITE_ERRORS},
+    summary="Cancel a run",
+)
+def cancel_run(request, run_id: str):
+    """`cancelled` is false when the run had already finished; nothing changes then."""
+    cancelled, run = service.cancel_run(_run(request, run_id))
+    return {"cancelled": cancelled, "run": run_to_wire(run)}
+
+
+@router.post(
+    "/runs/{run_id}/rerun",
+    response={202: AcceptedOut, **WRITE_ERRORS},
+    exclude_unset=True,
+    summary="Run again with the same target, input and config",
+)
+def rerun(request, run_id: str):
+    run = _run(request, run_id)
+    try:
+        result = service.rerun(
+            run, created_by=_created_by(request.auth), trigger_kind=Run.Trigger.API
+        )
+    except service.RunError as exc:
+        # The task may have gone, or its input_schema changed since the first run.
+        raise _from_run_error(exc) from None
+    return Status(202, {"accepted": True, "run": run_to_wire(result.run)})
+
+
+# --- Projects and their tasks -----------------------------------------------------------------
+
+
+@router.get("/projects/{ref}", response={200: ProjectOut, **READ_ERRORS}, summary="Get a project")
+def get_project(request, ref: str):
+    project = _project(request, ref)
+    return {"id": str(project.id), "slug": project.slug, "name": project.name}
+
+
+@router.get(
+    "/projects/{ref}/runs",
+    response={200: RunPage, **READ_ERRORS},
+    summary="List a project's runs, newest first",
+)
+def list_runs(request, ref: str, query: Query[RunListQuery], filters: Query[RunFilters]):
+    project = _project(request, ref)
+    runs, page_info = _keyset_page(
+        filters.apply(Run.objects.filter(project=project)), query.cursor, query.limit
+    )
+    return {"data": [run_to_wire(r) for r in runs], "page_info": page_info}
+
+
+@router.get("/projects/{ref}/tasks", response={200: TaskList, **READ_ERRORS}, summary="List tasks")
+def list_tasks(request, ref: str):
+    _project(request, ref)
+    tasks = discover().tasks
+    return {"data": [task_to_wire(tasks[task_id]) for task_id in sorted(tasks)]}
+
+
+@router.get(
+    "/projects/{ref}/tasks/{task_id}", response={200: TaskOut, **READ_ERRORS}, summary="Get a task"
+)
+def get_task(request, ref: str, task_id: str):
+    _project(request, ref)
+    definition = discover().get(task_id)
+    if definition is None:
+        raise ApiError(404, f"no task {task_id!r}", code="not_found")
+    return task_to_wire(definition)

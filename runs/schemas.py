@@ -1,0 +1,378 @@
+"""Wire schemas of the REST API: the Veryfront Runs format, spelled out field by field.
+
+Requests refuse unknown fields and take no type coercion ("5" is not an integer). Responses are
+built by the `*_to_wire` functions, which put every key in, null when there is no value.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from ninja import Field, Schema
+from pydantic import AfterValidator, ConfigDict, StrictBool, StrictInt, StrictStr, field_validator
+
+from .models import Run, RunEvent
+
+MAX_JSON_DEPTH = 64
+
+
+def _storable_text(value: str) -> str:
+    # PostgreSQL refuses NUL in text and JSON, and no database stores a lone surrogate.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def json_problem(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be stored as it is, or None. Walks without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"is nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((key, depth))
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            try:
+                _storable_text(item)
+            except ValueError as exc:
+                return f"holds a string that {exc}"
+    return None
+
+
+def _storable_json(value: Any) -> Any:
+    problem = json_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# Column sizes of the Run model; longer strings are refused up front, not by the database.
+Text255 = Annotated[StrictStr, Field(min_length=1, max_length=255), AfterValidator(_storable_text)]
+QueryText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_storable_text)]
+JsonObject = dict[str, Any]
+StoredJsonObject = Annotated[JsonObject, AfterValidator(_storable_json)]
+
+# PositiveIntegerField's ceiling on every database Django supports.
+MAX_TIMEOUT_SECONDS = 2_147_483_647
+MAX_BACKOFF_LIMIT = 100
+
+RunStatusName = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
+TriggerKind = Literal["manual", "schedule", "webhook", "api"]
+RunKind = Literal["task", "workflow"]
+
+
+class StrictSchema(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- Requests ---------------------------------------------------------------------------------
+
+
+class OwnerIn(StrictSchema):
+    kind: Literal["project"]
+    id: UUID = Field(description="The project's UUID; it must be the token's project.")
+
+
+class TaskRequest(StrictSchema):
+    name: Text255 | None = None
+    target: Text255 = Field(description="`task:<id>`, e.g. `task:sync-data`.")
+    config: StoredJsonObject | None = None
+    input: StoredJsonObject | None = Field(
+        None, description="Validated against the task's input_schema."
+    )
+    batch_id: Text255 | None = None
+    timeout_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
+    backoff_limit: Annotated[StrictInt, Field(ge=0, le=MAX_BACKOFF_LIMIT)] | None = None
+
+
+class WorkflowRequest(StrictSchema):
+    workflow_id: Text255
+    target: Text255 | None = None
+    input: StoredJsonObject | None = None
+    start_mode: Text255 | None = None
+
+
+class _CreateRunBase(StrictSchema):
+    owner: OwnerIn
+    public_id: Text255 | None = Field(
+        None, description="Idempotency key: a second create with it returns the first run."
+    )
+    parent_run_id: Text255 | None = None
+
+
+class CreateTaskRun(_CreateRunBase):
+    kind: Literal["task"]
+    request: TaskRequest
+
+
+class CreateWorkflowRun(_CreateRunBase):
+    kind: Literal["workflow"]
+    request: WorkflowRequest
+
+
+CreateRunIn = Annotated[CreateTaskRun | CreateWorkflowRun, Field(discriminator="kind")]
+
+
+# --- Query parameters -------------------------------------------------------------------------
+
+MAX_EVENT_ID = 2**63 - 1  # BigAutoField
+
+
+class EventListQuery(Schema):
+    after_event_id: int | None = Field(
+        None, ge=0, le=MAX_EVENT_ID, description="Only later events."
+    )
+    cursor: QueryText | None = Field(None, description="`page_info.next` of the previous page.")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class RunListQuery(Schema):
+    cursor: QueryText | None = Field(None, description="`page_info.next` or `prev` of a page.")
+    limit: int = Field(50, ge=1, le=200)
+
+
+class RunFilters(Schema):
+    status: RunStatusName | None = None
+    target: QueryText | None = Field(None, description="e.g. `task:sync-data`")
+    kind: RunKind | None = None
+    trigger_kind: TriggerKind | None = None
+    parent_run_id: QueryText | None = None
+    created_after: datetime | None = Field(None, description="ISO 8601; naive means UTC.")
+    created_before: datetime | None = Field(None, description="ISO 8601; naive means UTC.")
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if timezone.is_naive(value):
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside the range of dates this API stores") from None
+
+    def apply(self, runs: QuerySet[Run]) -> QuerySet[Run]:
+        for name in ("status", "target", "kind", "trigger_kind", "parent_run_id"):
+            value = getattr(self, name)
+            if value is not None:
+                runs = runs.filter(**{name: value})
+        if self.created_after is not None:
+            runs = runs.filter(created_at__gt=self.created_after)
+        if self.created_before is not None:
+            runs = runs.filter(created_at__lt=self.created_before)
+        return runs
+
+
+# --- Responses --------------------------------------------------------------------------------
+
+
+class OwnerOut(Schema):
+    kind: Literal["project"]
+    id: str
+
+
+class ErrorInfo(Schema):
+    message: str | None
+    code: str | None
+    detail: Any
+
+
+class RunOut(Schema):
+    run_id: str
+    kind: RunKind
+    status: RunStatusName
+    owner: OwnerOut
+    parent_run_id: str | None
+    root_run_id: str
+    waiting_reason: str | None
+    metadata: JsonObject | None
+    target: str | None
+    workflow_id: str | None
+    schedule_id: str | None
+    batch_id: str | None
+    runtime_target_kind: str | None
+    runtime_target_environment_id: str | None
+    runtime_target_branch_id: str | None
+    input: Any
+    config: Any
+    output: Any
+    error: ErrorInfo | None
+    logs: str | None
+    artifacts: list[Any]
+    duration_ms: int | None
+    exit_code: int | None
+    start_mode: str | None
+    timeout_seconds: int | None
+    backoff_limit: int | None
+    trigger_kind: TriggerKind | None
+    trigger_id: str | None
+    created_by: str | None
+    updated_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class AcceptedOut(Schema):
+    accepted: StrictBool
+    duplicate: StrictBool | None = Field(
+        None, description="Present, and true, only for a duplicate."
+    )
+    run: RunOut
+
+
+class CancelOut(Schema):
+    cancelled: bool
+    run: RunOut
+
+
+class PageInfo(Schema):
+    self: str | None = Field(None, description="The cursor of this page (null for the first).")
+    first: None = None
+    next: str | None = Field(
+        None, description="Pass as `cursor=` for older items; null at the end."
+    )
+    prev: str | None = Field(
+        None, description="Pass as `cursor=` for newer items; null at the start."
+    )
+
+
+class RunPage(Schema):
+    data: list[RunOut]
+    page_info: PageInfo
+
+
+class EventOut(Schema):
+    event_id: int
+    event_type: str
+    payload: Any
+    created_at: datetime
+
+
+class EventPage(Schema):
+    data: list[EventOut]
+    page_info: PageInfo
+
+
+class ProjectOut(Schema):
+    id: str
+    slug: str
+    name: str
+
+
+class TaskOut(Schema):
+    id: str
+    name: str
+    description: str
+    schedulable: bool
+    input_schema: JsonObject | None
+    output_schema: JsonObject | None
+
+
+class TaskList(Schema):
+    data: list[TaskOut]
+
+
+class FieldErrorOut(Schema):
+    field: str
+    message: str
+    rule: str
+
+
+class ErrorBody(Schema):
+    message: str
+    code: str
+    detail: Any = Field(None, description="For 422: a list of {field, message, rule}.")
+
+
+class ErrorOut(Schema):
+    error: ErrorBody
+
+
+# --- Model -> wire ----------------------------------------------------------------------------
+
+
+def _error_to_wire(error: Any) -> dict | None:
+    if not error:
+        return None
+    if not isinstance(error, dict):
+        return {"message": str(error), "code": None, "detail": None}
+    return {
+        "message": error.get("message"),
+        "code": error.get("code"),
+        "detail": error.get("detail"),
+    }
+
+
+def run_to_wire(run: Run) -> dict:
+    """A Run as the wire sees it: every key present, null where there is no value."""
+    return {
+        "run_id": run.id,
+        "kind": run.kind,
+        "status": run.status,
+        "owner": {"kind": "project", "id": str(run.project_id)},
+        "parent_run_id": run.parent_run_id,
+        "root_run_id": run.root_run_id or run.id,
+        "waiting_reason": run.waiting_reason,
+        "metadata": run.metadata,
+        "target": run.target or None,
+        "workflow_id": run.workflow_id,
+        "schedule_id": run.schedule_id,
+        "batch_id": run.batch_id,
+        # Studio runs everything on its own workers: no runtime targets, environments or branches.
+        "runtime_target_kind": None,
+        "runtime_target_environment_id": None,
+        "runtime_target_branch_id": None,
+        "input": run.input,
+        "config": run.config,
+        "output": run.output,
+        "error": _error_to_wire(run.error),
+        "logs": run.logs or None,
+        "artifacts": run.artifacts or [],
+        "duration_ms": run.duration_ms,
+        "exit_code": run.exit_code,
+        "start_mode": run.start_mode,
+        "timeout_seconds": run.timeout_seconds,
+        "backoff_limit": run.backoff_limit,
+        "trigger_kind": run.trigger_kind,
+        "trigger_id": run.trigger_id,
+        "created_by": run.created_by or None,
+        "updated_at": run.updated_at,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "completed_at": run.completed_at,
+    }
+
+
+def event_to_wire(event: RunEvent) -> dict:
+    return {
+        "event_id": event.id,
+        "event_type": event.event_type,
+        "payload": event.payload,
+        "created_at": event.created_at,
+    }
+
+
+def task_to_wire(definition) -> dict:
+    return {
+        "id": definition.id,
+        "name": definition.name,
+        "description": definition.description,
+        "schedulable": definition.schedulable,
+        "input_schema": definition.input_schema,
+        "output_schema": definition.output_schema,
+    }
