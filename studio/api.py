@@ -140,15 +140,23 @@ def _forbidden(request, exc):
     return error_response(403, str(exc) or "forbidden", "forbidden")
 
 
+def _too_large() -> HttpResponse:
+    return error_response(
+        413, f"request body is larger than {settings.STUDIO_MAX_BODY_BYTES} bytes", "body_too_large"
+    )
+
+
+@api.exception_handler(RequestDataTooBig)
+def _request_too_big(request, exc):
+    # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE before the parser runs.
+    return _too_large()
+
+
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
     cause = exc.__cause__
     if isinstance(cause, BodyTooLarge | RequestDataTooBig):
-        return error_response(
-            413,
-            f"request body is larger than {settings.STUDIO_MAX_BODY_BYTES} bytes",
-            "body_too_large",
-        )
+        return _too_large()
     if exc.status_code == 400 and cause is not None:
         return error_response(400, f"request body is not valid JSON: {cause}", "malformed_json")
     return error_response(exc.status_code, exc.message, _code_for_status(exc.status_code))
