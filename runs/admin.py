@@ -32,7 +32,17 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "target", "name", "status", "trigger_kind", "attempt", "created_at", "duration_ms"]
+    list_display = [
+        "id",
+        "project",
+        "target",
+        "name",
+        "status",
+        "trigger_kind",
+        "attempt",
+        "created_at",
+        "duration_ms",
+    ]
     list_filter = ["status", "kind", "trigger_kind", "project", "created_at"]
     search_fields = ["=id", "target", "name"]
     list_select_related = ["project"]
@@ -41,13 +51,56 @@ class RunAdmin(admin.ModelAdmin):
     actions = ["cancel_runs", "rerun_runs"]
     readonly_fields = [f.name for f in Run._meta.fields] + ["recent_events"]
     fieldsets = [
-        (None, {"fields": ["id", "project", "kind", "status", "target", "name", "attempt", "trigger_kind", "created_by"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "project",
+                    "kind",
+                    "status",
+                    "target",
+                    "name",
+                    "attempt",
+                    "trigger_kind",
+                    "created_by",
+                ]
+            },
+        ),
         ("Data", {"fields": ["input", "config", "output", "error", "metadata", "artifacts"]}),
-        ("Execution", {"fields": ["timeout_seconds", "backoff_limit", "exit_code", "duration_ms", "worker",
-                                  "heartbeat_at", "waiting_reason", "resume_at", "cancel_requested_at"]}),
+        (
+            "Execution",
+            {
+                "fields": [
+                    "timeout_seconds",
+                    "backoff_limit",
+                    "exit_code",
+                    "duration_ms",
+                    "worker",
+                    "heartbeat_at",
+                    "waiting_reason",
+                    "resume_at",
+                    "cancel_requested_at",
+                ]
+            },
+        ),
         ("Times", {"fields": ["created_at", "updated_at", "started_at", "completed_at"]}),
-        ("Relations", {"classes": ["collapse"], "fields": ["parent_run", "root_run", "public_id", "batch_id",
-                                                           "schedule_id", "workflow_id", "trigger_id", "start_mode"]}),
+        (
+            "Relations",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "parent_run",
+                    "root_run",
+                    "public_id",
+                    "batch_id",
+                    "schedule_id",
+                    "workflow_id",
+                    "trigger_id",
+                    "start_mode",
+                ],
+            },
+        ),
         ("Logs", {"classes": ["collapse"], "fields": ["logs"]}),
         ("Events", {"fields": ["recent_events"]}),
     ]
@@ -58,11 +111,16 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description=f"Latest events (up to {EVENTS_SHOWN_ON_RUN})")
     def recent_events(self, obj: Run):
         events = list(obj.events.order_by("-id")[:EVENTS_SHOWN_ON_RUN])[::-1]
-        url = reverse("admin:runs_runevent_changelist") + "?" + urlencode({"run__id__exact": obj.pk})
+        url = (
+            reverse("admin:runs_runevent_changelist") + "?" + urlencode({"run__id__exact": obj.pk})
+        )
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-            ((e.id, e.event_type, json.dumps(e.payload)[:500], e.created_at.isoformat()) for e in events),
+            (
+                (e.id, e.event_type, json.dumps(e.payload)[:500], e.created_at.isoformat())
+                for e in events
+            ),
         )
         return format_html(
             '<p><a href="{}">All events of this run</a></p><table><thead><tr><th>id</th><th>type</th>'
@@ -73,7 +131,10 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected runs")
     def cancel_runs(self, request, queryset):
-        done = sum(service.cancel_run(run, reason=f"cancelled by {request.user} in admin")[0] for run in queryset)
+        done = sum(
+            service.cancel_run(run, reason=f"cancelled by {request.user} in admin")[0]
+            for run in queryset
+        )
         self.message_user(request, f"Cancellation requested for {done} run(s).")
 
     @admin.action(description="Re-run selected runs")
@@ -108,10 +169,27 @@ class RunEventAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "project", "prefix", "scope", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "name",
+        "project",
+        "prefix",
+        "scope",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     list_filter = ["scope", "project"]
     search_fields = ["name", "prefix"]
-    fields = ["project", "name", "scope", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "project",
+        "name",
+        "scope",
+        "prefix",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_tokens"]
 
@@ -123,7 +201,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         token, secret = ApiToken.issue(
-            obj.project, obj.name, read_only=obj.scope == ApiToken.Scope.READ, created_by=str(request.user)
+            obj.project,
+            obj.name,
+            read_only=obj.scope == ApiToken.Scope.READ,
+            created_by=str(request.user),
         )
         obj.pk = token.pk
         self.message_user(

@@ -63,8 +63,15 @@ class Child:
     control_fd: int
 
 
-def spawn(definition: TaskDefinition, *, input: dict, config: dict, project_id: str | None,
-          run_id: str, attempt: int) -> Child:
+def spawn(
+    definition: TaskDefinition,
+    *,
+    input: dict,
+    config: dict,
+    project_id: str | None,
+    run_id: str,
+    attempt: int,
+) -> Child:
     """Fork a child that runs `definition`; return the parent's ends of its pipes."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -88,14 +95,27 @@ def spawn(definition: TaskDefinition, *, input: dict, config: dict, project_id: 
             outcome = execute(definition, ctx)
             sys.stdout.flush()
             sys.stderr.flush()
-            ctx._send({"t": "result", "ok": outcome.ok, "output": outcome.output, "error": outcome.error,
-                       "duration_ms": outcome.duration_ms})
+            ctx._send(
+                {
+                    "t": "result",
+                    "ok": outcome.ok,
+                    "output": outcome.output,
+                    "error": outcome.error,
+                    "duration_ms": outcome.duration_ms,
+                }
+            )
             code = outcome.exit_code
         except BaseException:  # noqa: BLE001 - whatever happens, the parent must hear of it
             try:
                 os.write(2, traceback.format_exc().encode(errors="replace"))
-                message = {"t": "result", "ok": False, "output": None,
-                           "error": error_dict("the task process crashed", "crashed", traceback.format_exc())}
+                message = {
+                    "t": "result",
+                    "ok": False,
+                    "output": None,
+                    "error": error_dict(
+                        "the task process crashed", "crashed", traceback.format_exc()
+                    ),
+                }
                 os.write(EVENTS_FD, (json.dumps(message) + "\n").encode())
             except BaseException:  # noqa: BLE001
                 pass
@@ -123,10 +143,18 @@ def _become_child(out_w: int, err_w: int, ev_w: int, ctl_r: int) -> None:  # pra
     os.dup2(ctl, CONTROL_FD)
     os.closerange(CONTROL_FD + 1, _max_fd())
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
-                                  errors="backslashreplace", line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
-                                  errors="backslashreplace", line_buffering=True)
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
     # Studio's own settings and secrets are not the task's business, nor its subprocesses'.
     visible = filtered_env()
     for name in list(os.environ):

@@ -141,7 +141,9 @@ class TaskContext:
             raise ValueError(f"event_type {event_type!r} is reserved for Studio")
         self._emit(event_type, payload if payload is not None else {})
 
-    def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
+    def progress(
+        self, current: float, total: float | None = None, message: str | None = None
+    ) -> None:
         """Report progress; the dashboard draws it as a bar."""
         self._emit("progress", {"current": current, "total": total, "message": message})
 
@@ -223,12 +225,16 @@ def check_schema(schema: Any, field_name: str) -> None:
     if schema is None:
         return
     if not isinstance(schema, dict):
-        raise ValueError(f"{field_name} must be a JSON Schema object (a dict), not {type(schema).__name__}")
+        raise ValueError(
+            f"{field_name} must be a JSON Schema object (a dict), not {type(schema).__name__}"
+        )
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path)
-        raise ValueError(f"{field_name} is not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}") from None
+        raise ValueError(
+            f"{field_name} is not a valid JSON Schema{f' at {where}' if where else ''}: {exc.message}"
+        ) from None
 
 
 def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefinition:
@@ -237,14 +243,22 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
     check_schema(o.get("output_schema"), "output_schema")
     for key in ("timeout_seconds", "backoff_limit", "concurrency_limit"):
         value = o.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < (1 if key != "backoff_limit" else 0)):
-            raise ValueError(f"{key} must be a {'non-negative' if key == 'backoff_limit' else 'positive'} integer, got {value!r}")
+        if value is not None and (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < (1 if key != "backoff_limit" else 0)
+        ):
+            raise ValueError(
+                f"{key} must be a {'non-negative' if key == 'backoff_limit' else 'positive'} integer, got {value!r}"
+            )
     allow = o.get("env_allowlist")
     if allow is not None and (isinstance(allow, str) or not all(isinstance(n, str) for n in allow)):
         raise ValueError("env_allowlist must be a list of environment variable names")
     params = inspect.signature(spec.run).parameters
     if len(params) != 1:
-        raise ValueError(f"{spec.run.__name__}() must take exactly one argument (ctx), it takes {len(params)}")
+        raise ValueError(
+            f"{spec.run.__name__}() must take exactly one argument (ctx), it takes {len(params)}"
+        )
     return TaskDefinition(
         id=task_id,
         run=spec.run,
@@ -280,9 +294,15 @@ def load_task_file(path: Path, task_id: str) -> TaskDefinition:
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise ValueError(f"{type(exc).__name__} while importing: {exc}") from None
-    specs = {id(v): v for v in (getattr(obj, MARKER, None) for obj in vars(module).values()) if isinstance(v, _TaskSpec)}
+    specs = {
+        id(v): v
+        for v in (getattr(obj, MARKER, None) for obj in vars(module).values())
+        if isinstance(v, _TaskSpec)
+    }
     if not specs:
-        raise ValueError("defines no task: decorate its run(ctx) function with @task from runs.definitions")
+        raise ValueError(
+            "defines no task: decorate its run(ctx) function with @task from runs.definitions"
+        )
     if len(specs) > 1:
         raise ValueError(f"defines {len(specs)} tasks; a file defines exactly one")
     return _build_definition(task_id, path, next(iter(specs.values())))

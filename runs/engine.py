@@ -66,13 +66,26 @@ def execute(run_id: str) -> None:
 
 def claim(run_id: str) -> tuple[Run, TaskDefinition] | None:
     run = Run.objects.filter(pk=run_id).first()
-    if run is None or run.status not in (RunStatus.PENDING, RunStatus.WAITING) or _drain.is_set():
+    if run is None or run.status not in (RunStatus.PENDING, RunStatus.WAITING):
         return None
-    if run.status == RunStatus.WAITING and run.resume_at and run.resume_at > timezone.now() + timedelta(seconds=1):
+    if _drain.is_set():
+        # A shutting-down worker can still pull a message (a thread blocked in BRPOP when the
+        # drain began): pass it on to the queue rather than swallow it.
+        from .service import enqueue
+
+        enqueue(run_id)
+        return None
+    if (
+        run.status == RunStatus.WAITING
+        and run.resume_at
+        and run.resume_at > timezone.now() + timedelta(seconds=1)
+    ):
         return None  # an early duplicate message; the scheduled one arrives at resume_at
     definition = discover().get(run.task_id) if run.task_id else None
     if definition is None:
-        _fail_unstarted(run, f"task {run.task_id!r} no longer exists in the tasks directory", "target_not_found")
+        _fail_unstarted(
+            run, f"task {run.task_id!r} no longer exists in the tasks directory", "target_not_found"
+        )
         return None
     name = worker_name()
     with transaction.atomic():
@@ -98,7 +111,10 @@ def claim(run_id: str) -> tuple[Run, TaskDefinition] | None:
             return None  # another worker, a cancel or the sweeper got there first
         run = Run.objects.get(pk=run_id)
         RunEvent.objects.create(
-            run=run, event_type="run.started", payload={"attempt": run.attempt, "worker": name}, created_at=now
+            run=run,
+            event_type="run.started",
+            payload={"attempt": run.attempt, "worker": name},
+            created_at=now,
         )
     return run, definition
 
@@ -127,11 +143,16 @@ def _fail_unstarted(run: Run, message: str, code: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         if Run.objects.filter(pk=run.pk, status=run.status).update(
-            status=RunStatus.FAILED, completed_at=now, updated_at=now,
+            status=RunStatus.FAILED,
+            completed_at=now,
+            updated_at=now,
             error={"message": message, "code": code, "detail": None},
         ):
-            RunEvent.objects.create(run_id=run.pk, event_type="run.failed",
-                                    payload={"error": {"message": message, "code": code, "detail": None}})
+            RunEvent.objects.create(
+                run_id=run.pk,
+                event_type="run.failed",
+                payload={"error": {"message": message, "code": code, "detail": None}},
+            )
 
 
 def enqueue_next_in_line(target: str, limit: int) -> None:
@@ -140,9 +161,11 @@ def enqueue_next_in_line(target: str, limit: int) -> None:
 
     running = Run.objects.filter(target=target, status=RunStatus.RUNNING).count()
     free = max(0, limit - running)
-    for run_id in Run.objects.filter(target=target, status=RunStatus.PENDING).order_by(
-        "created_at", "id"
-    ).values_list("pk", flat=True)[:free]:
+    for run_id in (
+        Run.objects.filter(target=target, status=RunStatus.PENDING)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)[:free]
+    ):
         enqueue(run_id)
 
 
@@ -169,7 +192,10 @@ class LogTail:
     def text(self) -> str:
         body = "\n".join(self.lines) + ("\n" if self.lines else "")
         if self.dropped_bytes:
-            return f"[... {self.dropped_bytes} earlier bytes of output truncated; the event log has every line ...]\n" + body
+            return (
+                f"[... {self.dropped_bytes} earlier bytes of output truncated; the event log has every line ...]\n"
+                + body
+            )
         return body
 
 
@@ -202,8 +228,14 @@ class Supervisor:
         self.deadline = started + (run.timeout_seconds or settings.STUDIO_DEFAULT_TIMEOUT_SECONDS)
         self.next_check = started + CHECK_INTERVAL
         self.next_heartbeat = started + settings.STUDIO_HEARTBEAT_SECONDS
-        child = spawn(self.definition, input=run.input, config=run.config, project_id=str(run.project_id),
-                      run_id=run.pk, attempt=run.attempt)
+        child = spawn(
+            self.definition,
+            input=run.input,
+            config=run.config,
+            project_id=str(run.project_id),
+            run_id=run.pk,
+            attempt=run.attempt,
+        )
         self.child = child
         try:
             self._watch(child)
@@ -282,7 +314,9 @@ class Supervisor:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        if self.buffer and (len(self.buffer) >= self.batch_size or now >= self.buffer_since + self.flush_seconds):
+        if self.buffer and (
+            len(self.buffer) >= self.batch_size or now >= self.buffer_since + self.flush_seconds
+        ):
             self._flush()
         if now >= self.next_check:
             self.next_check = now + CHECK_INTERVAL
@@ -297,7 +331,11 @@ class Supervisor:
 
     def _check_run(self, now: float) -> None:
         """Look for a cancel request; heartbeat; notice if the run was taken away from us."""
-        row = Run.objects.filter(pk=self.run_obj.pk).values_list("status", "worker", "cancel_requested_at").first()
+        row = (
+            Run.objects.filter(pk=self.run_obj.pk)
+            .values_list("status", "worker", "cancel_requested_at")
+            .first()
+        )
         if row is None or row[0] != RunStatus.RUNNING or row[1] != self.name:
             self._kill("lost")
             return
@@ -313,9 +351,9 @@ class Supervisor:
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + settings.STUDIO_HEARTBEAT_SECONDS
             beat = timezone.now()
-            if not Run.objects.filter(pk=self.run_obj.pk, status=RunStatus.RUNNING, worker=self.name).update(
-                heartbeat_at=beat
-            ):
+            if not Run.objects.filter(
+                pk=self.run_obj.pk, status=RunStatus.RUNNING, worker=self.name
+            ).update(heartbeat_at=beat):
                 self._kill("lost")
 
     def _kill(self, reason: str) -> None:
@@ -340,7 +378,9 @@ class Supervisor:
         try:
             message = json.loads(raw)
         except ValueError:
-            self._log("stderr", b"[studio] unreadable event from the task process: " + raw[:200], now)
+            self._log(
+                "stderr", b"[studio] unreadable event from the task process: " + raw[:200], now
+            )
             return
         if message.get("t") == "result":
             self.result = message
@@ -362,10 +402,16 @@ class Supervisor:
         if event_type != "log":
             encoded = json.dumps(payload, default=str)
             if len(encoded) > self.max_event_bytes:
-                payload = {"truncated": True, "original_bytes": len(encoded), "preview": encoded[:1000]}
+                payload = {
+                    "truncated": True,
+                    "original_bytes": len(encoded),
+                    "preview": encoded[:1000],
+                }
         if not self.buffer:
             self.buffer_since = time.monotonic()
-        self.buffer.append(RunEvent(run_id=self.run_obj.pk, event_type=event_type, payload=payload, created_at=now))
+        self.buffer.append(
+            RunEvent(run_id=self.run_obj.pk, event_type=event_type, payload=payload, created_at=now)
+        )
 
     def _flush(self) -> None:
         if not self.buffer:
@@ -380,7 +426,9 @@ class Supervisor:
         self._flush()
         run = self.run_obj
         if self.kill_reason == "lost":
-            log.warning("%s was taken away from this worker (sweeper or operator); leaving it alone", run.pk)
+            log.warning(
+                "%s was taken away from this worker (sweeper or operator); leaving it alone", run.pk
+            )
             return
         if self.kill_reason == "shutdown":
             hand_back(run, self.name, reason="the worker shut down before the run finished")
@@ -397,19 +445,32 @@ class Supervisor:
         if self.cancel_seen:
             reason = "cancelled by request"
             if self.kill_reason == "cancel":
-                reason += f"; stopped after the {settings.STUDIO_CANCEL_GRACE_SECONDS:g}s grace period"
-            fields.update(status=RunStatus.CANCELLED, completed_at=now, output=result.get("output"),
-                          error={"message": reason, "code": "cancelled", "detail": None})
+                reason += (
+                    f"; stopped after the {settings.STUDIO_CANCEL_GRACE_SECONDS:g}s grace period"
+                )
+            fields.update(
+                status=RunStatus.CANCELLED,
+                completed_at=now,
+                output=result.get("output"),
+                error={"message": reason, "code": "cancelled", "detail": None},
+            )
             terminal = ("run.cancelled", {"reason": reason})
         elif self.kill_reason is None and result.get("ok"):
-            fields.update(status=RunStatus.COMPLETED, completed_at=now, output=result.get("output"), error=None)
+            fields.update(
+                status=RunStatus.COMPLETED,
+                completed_at=now,
+                output=result.get("output"),
+                error=None,
+            )
             terminal = ("run.completed", {"output": result.get("output")})
         else:
             error = self._failure(result, exit_code)
             if run.attempt <= run.backoff_limit:
                 self._retry(fields, error)
                 return
-            fields.update(status=RunStatus.FAILED, completed_at=now, error=error, output=result.get("output"))
+            fields.update(
+                status=RunStatus.FAILED, completed_at=now, error=error, output=result.get("output")
+            )
             terminal = ("run.failed", {"error": error})
         self._write_end(fields, [terminal])
         if self.definition.concurrency_limit:
@@ -418,12 +479,19 @@ class Supervisor:
     def _failure(self, result: dict, exit_code: int) -> dict:
         if self.kill_reason == "timeout":
             limit = self.run_obj.timeout_seconds
-            return {"message": f"the run exceeded its timeout of {limit}s and was stopped", "code": "timeout",
-                    "detail": None}
+            return {
+                "message": f"the run exceeded its timeout of {limit}s and was stopped",
+                "code": "timeout",
+                "detail": None,
+            }
         if result.get("error"):
             return result["error"]
         if exit_code > 128:
-            sig = signal.Signals(exit_code - 128).name if exit_code - 128 in signal.Signals._value2member_map_ else exit_code - 128
+            sig = (
+                signal.Signals(exit_code - 128).name
+                if exit_code - 128 in signal.Signals._value2member_map_
+                else exit_code - 128
+            )
             message = f"the task process was killed by {sig}"
             if exit_code - 128 == signal.SIGKILL:
                 message += " (out of memory, or killed from outside Studio)"
@@ -436,11 +504,23 @@ class Supervisor:
         delay = backoff_delay(run.attempt)
         resume_at = timezone.now() + timedelta(seconds=delay)
         fields.update(
-            status=RunStatus.WAITING, waiting_reason="retry", resume_at=resume_at, error=error,
-            metadata={**(run.metadata or {}), "retry": {"failed_attempt": run.attempt, "resume_at": resume_at.isoformat(),
-                                                        "reason": error.get("message")}},
+            status=RunStatus.WAITING,
+            waiting_reason="retry",
+            resume_at=resume_at,
+            error=error,
+            metadata={
+                **(run.metadata or {}),
+                "retry": {
+                    "failed_attempt": run.attempt,
+                    "resume_at": resume_at.isoformat(),
+                    "reason": error.get("message"),
+                },
+            },
         )
-        event = ("run.retrying", {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error})
+        event = (
+            "run.retrying",
+            {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error},
+        )
         if self._write_end(fields, [event]):
             from .service import enqueue
 
@@ -450,23 +530,35 @@ class Supervisor:
         run = self.run_obj
         if self.dropped:
             total = sum(self.dropped.values())
-            events = [("events.dropped", {"dropped": total, "by_type": dict(self.dropped),
-                                          "limit": self.max_events})] + events
+            events = [
+                (
+                    "events.dropped",
+                    {"dropped": total, "by_type": dict(self.dropped), "limit": self.max_events},
+                )
+            ] + events
         with transaction.atomic():
-            updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=self.name).update(**fields)
+            updated = Run.objects.filter(
+                pk=run.pk, status=RunStatus.RUNNING, worker=self.name
+            ).update(**fields)
             if not updated:
                 log.warning("%s changed hands before it could be finished; result dropped", run.pk)
                 return False
             now = timezone.now()
             RunEvent.objects.bulk_create(
-                [RunEvent(run_id=run.pk, event_type=t, payload=p, created_at=now) for t, p in events]
+                [
+                    RunEvent(run_id=run.pk, event_type=t, payload=p, created_at=now)
+                    for t, p in events
+                ]
             )
         return True
 
 
 def backoff_delay(failed_attempt: int) -> float:
     """Exponential backoff with equal jitter: half the step is fixed, half is random."""
-    step = min(settings.STUDIO_RETRY_MAX_SECONDS, settings.STUDIO_RETRY_BASE_SECONDS * 2 ** (failed_attempt - 1))
+    step = min(
+        settings.STUDIO_RETRY_MAX_SECONDS,
+        settings.STUDIO_RETRY_BASE_SECONDS * 2 ** (failed_attempt - 1),
+    )
     return step / 2 + random.uniform(0, step / 2)
 
 
@@ -477,10 +569,16 @@ def hand_back(run: Run, worker: str, *, reason: str) -> bool:
     now = timezone.now()
     with transaction.atomic():
         if not Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=worker).update(
-            status=RunStatus.PENDING, attempt=F("attempt") - 1, worker=None, heartbeat_at=None,
-            enqueued_at=now, updated_at=now,
+            status=RunStatus.PENDING,
+            attempt=F("attempt") - 1,
+            worker=None,
+            heartbeat_at=None,
+            enqueued_at=now,
+            updated_at=now,
         ):
             return False
-        RunEvent.objects.create(run_id=run.pk, event_type="run.requeued", payload={"reason": reason})
+        RunEvent.objects.create(
+            run_id=run.pk, event_type="run.requeued", payload={"reason": reason}
+        )
     enqueue(run.pk)
     return True

@@ -140,7 +140,9 @@ class ApiToken(models.Model):
             self.last_used_at = now
 
     def revoke(self) -> None:
-        ApiToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        ApiToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
         self.refresh_from_db(fields=["revoked_at"])
 
 

@@ -49,8 +49,11 @@ def execute(definition: TaskDefinition, ctx: TaskContext) -> Outcome:
         message = str(exc) or type(exc).__name__
         return Outcome(
             ok=False,
-            error=error_dict(message, "task_error" if not isinstance(exc, SystemExit) else "task_exit",
-                             traceback.format_exc()),
+            error=error_dict(
+                message,
+                "task_error" if not isinstance(exc, SystemExit) else "task_exit",
+                traceback.format_exc(),
+            ),
             duration_ms=elapsed(),
         )
     try:

@@ -23,7 +23,9 @@ class RunError(Exception):
     code = "invalid_request"
     status = 422
 
-    def __init__(self, message: str, *, errors: list[FieldError] | None = None, code: str | None = None):
+    def __init__(
+        self, message: str, *, errors: list[FieldError] | None = None, code: str | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.errors = errors or []
@@ -134,10 +136,16 @@ def create_run(
         parent_run=parent_run,
         root_run=(parent_run.root_run or parent_run) if parent_run else None,
         batch_id=batch_id,
-        timeout_seconds=timeout_seconds or definition.timeout_seconds or settings.STUDIO_DEFAULT_TIMEOUT_SECONDS,
+        timeout_seconds=timeout_seconds
+        or definition.timeout_seconds
+        or settings.STUDIO_DEFAULT_TIMEOUT_SECONDS,
         backoff_limit=backoff_limit
         if backoff_limit is not None
-        else (definition.backoff_limit if definition.backoff_limit is not None else settings.STUDIO_DEFAULT_BACKOFF_LIMIT),
+        else (
+            definition.backoff_limit
+            if definition.backoff_limit is not None
+            else settings.STUDIO_DEFAULT_BACKOFF_LIMIT
+        ),
         trigger_kind=trigger_kind,
         trigger_id=trigger_id,
         created_by=created_by,
@@ -151,13 +159,19 @@ def create_run(
             RunEvent.objects.create(
                 run=run,
                 event_type="run.created",
-                payload={"target": run.target, "trigger_kind": run.trigger_kind, "created_by": created_by},
+                payload={
+                    "target": run.target,
+                    "trigger_kind": run.trigger_kind,
+                    "created_by": created_by,
+                },
                 created_at=now,
             )
             transaction.on_commit(lambda: enqueue(run.id))
     except IntegrityError:
         # Two creates with one public_id raced; the other one won.
-        existing = Run.objects.filter(project=project, public_id=public_id).first() if public_id else None
+        existing = (
+            Run.objects.filter(project=project, public_id=public_id).first() if public_id else None
+        )
         if existing is None:
             raise
         return CreateResult(existing, duplicate=True)
@@ -195,7 +209,9 @@ def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Ru
                 updated_at=now,
             )
             if changed:
-                RunEvent.objects.create(run_id=run.pk, event_type="run.cancelled", payload={"reason": reason})
+                RunEvent.objects.create(
+                    run_id=run.pk, event_type="run.cancelled", payload={"reason": reason}
+                )
         if changed:
             run.refresh_from_db()
             return True, run
@@ -208,7 +224,9 @@ def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Ru
     return False, run
 
 
-def rerun(run: Run, *, created_by: str | None = None, trigger_kind: str = Run.Trigger.MANUAL) -> CreateResult:
+def rerun(
+    run: Run, *, created_by: str | None = None, trigger_kind: str = Run.Trigger.MANUAL
+) -> CreateResult:
     """A new run of the same target with the same input and config."""
     return create_run(
         run.project,

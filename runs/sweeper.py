@@ -30,7 +30,13 @@ def _reap_lost_runs() -> int:
     stale = now - timedelta(seconds=settings.STUDIO_WORKER_LOST_SECONDS)
     count = 0
     for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale).only(
-        "pk", "worker", "attempt", "backoff_limit", "cancel_requested_at", "metadata", "heartbeat_at"
+        "pk",
+        "worker",
+        "attempt",
+        "backoff_limit",
+        "cancel_requested_at",
+        "metadata",
+        "heartbeat_at",
     ):
         count += _settle_lost(run, now)
     return count
@@ -39,22 +45,50 @@ def _reap_lost_runs() -> int:
 def _settle_lost(run: Run, now) -> int:
     from .service import enqueue
 
-    guard = {"pk": run.pk, "status": RunStatus.RUNNING, "worker": run.worker, "heartbeat_at": run.heartbeat_at}
-    error = {"message": f"the worker running this run stopped responding ({run.worker})", "code": "worker_lost",
-             "detail": f"no heartbeat since {run.heartbeat_at.isoformat()}"}
+    guard = {
+        "pk": run.pk,
+        "status": RunStatus.RUNNING,
+        "worker": run.worker,
+        "heartbeat_at": run.heartbeat_at,
+    }
+    error = {
+        "message": f"the worker running this run stopped responding ({run.worker})",
+        "code": "worker_lost",
+        "detail": f"no heartbeat since {run.heartbeat_at.isoformat()}",
+    }
     if run.cancel_requested_at is not None:
-        fields = {"status": RunStatus.CANCELLED, "completed_at": now,
-                  "error": {"message": "cancelled by request (its worker was lost)", "code": "cancelled", "detail": None}}
+        fields = {
+            "status": RunStatus.CANCELLED,
+            "completed_at": now,
+            "error": {
+                "message": "cancelled by request (its worker was lost)",
+                "code": "cancelled",
+                "detail": None,
+            },
+        }
         event = ("run.cancelled", {"reason": "cancelled by request (its worker was lost)"})
         delay = None
     elif run.attempt <= run.backoff_limit:
         delay = backoff_delay(run.attempt)
         resume_at = now + timedelta(seconds=delay)
-        fields = {"status": RunStatus.WAITING, "waiting_reason": "retry", "resume_at": resume_at, "error": error,
-                  "metadata": {**(run.metadata or {}), "retry": {"failed_attempt": run.attempt,
-                                                                 "resume_at": resume_at.isoformat(),
-                                                                 "reason": error["message"]}}}
-        event = ("run.retrying", {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error})
+        fields = {
+            "status": RunStatus.WAITING,
+            "waiting_reason": "retry",
+            "resume_at": resume_at,
+            "error": error,
+            "metadata": {
+                **(run.metadata or {}),
+                "retry": {
+                    "failed_attempt": run.attempt,
+                    "resume_at": resume_at.isoformat(),
+                    "reason": error["message"],
+                },
+            },
+        }
+        event = (
+            "run.retrying",
+            {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error},
+        )
     else:
         fields = {"status": RunStatus.FAILED, "completed_at": now, "error": error}
         event = ("run.failed", {"error": error})
@@ -86,10 +120,13 @@ def _requeue_forgotten_runs() -> int:
     # still in line; re-enqueue it only once the queue is empty, or when it is very old.
     cutoff = now - after if queue_empty else now - 10 * after
     candidates = list(
-        Run.objects.filter(status=RunStatus.PENDING, enqueued_at__lt=cutoff).values_list("pk", "enqueued_at")[:500]
+        Run.objects.filter(status=RunStatus.PENDING, enqueued_at__lt=cutoff).values_list(
+            "pk", "enqueued_at"
+        )[:500]
     ) + list(
-        Run.objects.filter(status=RunStatus.WAITING, resume_at__lt=now - after, enqueued_at__lt=now - after)
-        .values_list("pk", "enqueued_at")[:500]
+        Run.objects.filter(
+            status=RunStatus.WAITING, resume_at__lt=now - after, enqueued_at__lt=now - after
+        ).values_list("pk", "enqueued_at")[:500]
     )
     count = 0
     for pk, enqueued_at in candidates:

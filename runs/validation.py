@@ -42,10 +42,14 @@ def schema_errors(schema: dict | None, data: Any, prefix: str = "input") -> list
             path = [*path, missing] if missing else path
             message = "is required"
         elif err.validator == "additionalProperties":
-            message = err.message.replace("Additional properties are not allowed", "unknown field(s) not allowed")
+            message = err.message.replace(
+                "Additional properties are not allowed", "unknown field(s) not allowed"
+            )
         else:
             message = err.message
-        errors.append(FieldError(field=_join(prefix, path), message=message, rule=str(err.validator)))
+        errors.append(
+            FieldError(field=_join(prefix, path), message=message, rule=str(err.validator))
+        )
     errors.sort(key=lambda e: e.field)
     return errors
 

@@ -10,7 +10,10 @@ class UpstreamUnavailable(RuntimeError):
 @task(
     name="Failing task",
     description="Fails on purpose to show error reporting",
-    input_schema={"type": "object", "properties": {"reason": {"type": "string", "default": "the upstream API answered 503"}}},
+    input_schema={
+        "type": "object",
+        "properties": {"reason": {"type": "string", "default": "the upstream API answered 503"}},
+    },
 )
 def run(ctx):
     print("contacting upstream...")

@@ -39,8 +39,12 @@ INPUT_SCHEMA = {
             "properties": {
                 "street": {"type": "string", "title": "Street"},
                 "city": {"type": "string", "title": "City"},
-                "country": {"type": "string", "title": "Country code", "pattern": "^[A-Z]{2}$",
-                            "description": "Two capital letters, e.g. DE"},
+                "country": {
+                    "type": "string",
+                    "title": "Country code",
+                    "pattern": "^[A-Z]{2}$",
+                    "description": "Two capital letters, e.g. DE",
+                },
             },
         },
         "notes": {"type": "string", "title": "Notes", "format": "textarea", "maxLength": 2000},
@@ -63,4 +67,8 @@ def run(ctx):
         print(f"sending welcome email to {customer['email']}")
     ctx.emit("customer.onboarded", {"company": customer["company"], "plan": customer["plan"]})
     slug = "".join(ch for ch in customer["company"].lower() if ch.isalnum())[:12]
-    return {"account_id": f"acct_{slug}", "seats": customer.get("seats", 5), "tags": customer.get("tags", [])}
+    return {
+        "account_id": f"acct_{slug}",
+        "seats": customer.get("seats", 5),
+        "tags": customer.get("tags", []),
+    }

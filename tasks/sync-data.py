@@ -15,7 +15,11 @@ DATA = Path(__file__).parent / "_data" / "records.json"
     input_schema={
         "type": "object",
         "properties": {
-            "limit": {"type": "integer", "minimum": 1, "description": "Sync at most this many records"},
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Sync at most this many records",
+            },
             "only_active": {"type": "boolean", "default": True},
         },
         "additionalProperties": False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runs.models import Project
+from tests.workers import WorkerProcess
 
 
 @pytest.fixture
@@ -15,3 +16,35 @@ def project(db) -> Project:
 @pytest.fixture
 def other_project(db) -> Project:
     return Project.objects.create(slug="outsider", name="Outsider Inc")
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """Factory: start real `manage.py run_huey` consumers (stopped at the end of the test).
+
+    start_worker(tasks_dir=..., workers=2, STUDIO_SOME_SETTING=value) -> WorkerProcess
+    """
+    started: list[WorkerProcess] = []
+
+    def start(**kwargs) -> WorkerProcess:
+        worker = WorkerProcess(**kwargs)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(start_worker) -> WorkerProcess:
+    """A real consumer executing runs of the tasks in ./tasks against the test database."""
+    return start_worker()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _empty_queue_after_session():
+    yield
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.storage.flush_all()

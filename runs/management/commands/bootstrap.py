@@ -15,7 +15,9 @@ class Command(BaseCommand):
     help = "Create the default project and an admin user if they are missing (idempotent)."
 
     def handle(self, *args, **options):
-        project, created = Project.objects.get_or_create(slug="default", defaults={"name": "Default"})
+        project, created = Project.objects.get_or_create(
+            slug="default", defaults={"name": "Default"}
+        )
         if created:
             self.stdout.write(f"Created project 'default' ({project.pk})")
         User = get_user_model()
@@ -26,7 +28,9 @@ class Command(BaseCommand):
         generated = not password
         password = password or secrets.token_urlsafe(12)
         user = User.objects.create_superuser(username=username, email="", password=password)
-        Membership.objects.get_or_create(project=project, user=user, defaults={"role": Membership.Role.ADMIN})
+        Membership.objects.get_or_create(
+            project=project, user=user, defaults={"role": Membership.Role.ADMIN}
+        )
         if generated:
             self.stdout.write(
                 "\n  Admin login created (shown only this once):\n"

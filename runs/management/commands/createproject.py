@@ -20,7 +20,9 @@ class Command(BaseCommand):
         try:
             validate_slug(slug)
         except ValidationError:
-            raise CommandError(f"{slug!r} is not a valid slug: use letters, numbers, '-' and '_'") from None
+            raise CommandError(
+                f"{slug!r} is not a valid slug: use letters, numbers, '-' and '_'"
+            ) from None
         if Project.objects.filter(slug=slug).exists():
             raise CommandError(f"A project with slug {slug!r} already exists")
         project = Project.objects.create(slug=slug, name=name or slug)

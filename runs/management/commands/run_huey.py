@@ -25,15 +25,21 @@ log = logging.getLogger("runs.worker")
 class StudioConsumer(Consumer):
     def start(self):
         found = discover()
-        log.info("worker ready: %d task(s), %d discovery error(s), %d worker thread(s)",
-                 len(found.tasks), len(found.errors), self.workers)
+        log.info(
+            "worker ready: %d task(s), %d discovery error(s), %d worker thread(s)",
+            len(found.tasks),
+            len(found.errors),
+            self.workers,
+        )
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
         super().start()
 
     def stop(self, graceful=False):
         grace = settings.STUDIO_SHUTDOWN_GRACE_SECONDS if graceful else 0
-        log.info("worker stopping: running runs get %ss to finish before they are handed back", grace)
+        log.info(
+            "worker stopping: running runs get %ss to finish before they are handed back", grace
+        )
         engine.begin_drain(grace)
         self._sweeper_stop.set()
         super().stop(graceful=graceful)
@@ -47,7 +53,9 @@ class Command(HueyCommand):
         from huey.contrib.djhuey import HUEY
 
         consumer_options = dict(settings.HUEY.get("consumer", {}))
-        consumer_options.update({k: v for k, v in options.items() if v is not None and k in ConsumerConfig._fields})
+        consumer_options.update(
+            {k: v for k, v in options.items() if v is not None and k in ConsumerConfig._fields}
+        )
         config = ConsumerConfig(**consumer_options)
         config.validate()
         huey_logger = logging.getLogger("huey")

@@ -21,7 +21,10 @@ def parse_json_object(raw: str | None, option: str) -> dict:
     except json.JSONDecodeError as exc:
         raise CommandError(f"{option} is not valid JSON: {exc}", returncode=2) from None
     if not isinstance(value, dict):
-        raise CommandError(f"{option} must be a JSON object like '{{\"key\": 1}}', got {type(value).__name__}", returncode=2)
+        raise CommandError(
+            f"{option} must be a JSON object like '{{\"key\": 1}}', got {type(value).__name__}",
+            returncode=2,
+        )
     return value
 
 
@@ -30,7 +33,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("task_id", help="the task id, e.g. sync-data or reports-weekly")
-        parser.add_argument("--input", help="input as a JSON object, validated against the task's input_schema")
+        parser.add_argument(
+            "--input", help="input as a JSON object, validated against the task's input_schema"
+        )
         parser.add_argument("--config", help="run configuration as a JSON object")
         parser.add_argument("--project", help="project slug or id to expose as ctx.project_id")
 
@@ -54,14 +59,17 @@ class Command(BaseCommand):
         problems = schema_errors(definition.input_schema, task_input)
         if problems:
             raise CommandError(
-                "Invalid --input:\n" + "\n".join(f"  {p.field}: {p.message} ({p.rule})" for p in problems),
+                "Invalid --input:\n"
+                + "\n".join(f"  {p.field}: {p.message} ({p.rule})" for p in problems),
                 returncode=2,
             )
         project_id = None
         if options["project"]:
             project = Project.by_reference(options["project"]).first()
             if project is None:
-                raise CommandError(f"No project {options['project']!r} (give a slug or an id)", returncode=2)
+                raise CommandError(
+                    f"No project {options['project']!r} (give a slug or an id)", returncode=2
+                )
             project_id = str(project.pk)
 
         out = sys.stdout
@@ -75,11 +83,13 @@ class Command(BaseCommand):
         outcome = execute(definition, ctx)
         sys.stdout.flush()
         if not outcome.ok:
-            print(f"Task failed after {outcome.duration_ms}ms: {outcome.error['message']}", file=sys.stderr, flush=True)
+            print(
+                f"Task failed after {outcome.duration_ms}ms: {outcome.error['message']}",
+                file=sys.stderr,
+                flush=True,
+            )
             if options.get("traceback") and outcome.error.get("detail"):
                 print(outcome.error["detail"], file=sys.stderr, end="", flush=True)
             sys.exit(1)
         print(f"Task completed in {outcome.duration_ms}ms", file=out)
         print(json.dumps(outcome.output), file=out, flush=True)
-
-

@@ -18,10 +18,16 @@ class Command(BaseCommand):
         ]
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         if len(rows) == 1:
-            self.stdout.write("No tasks found. Add a file like tasks/hello.py with an @task-decorated run(ctx).")
+            self.stdout.write(
+                "No tasks found. Add a file like tasks/hello.py with an @task-decorated run(ctx)."
+            )
         else:
             for row in rows:
-                self.stdout.write("  ".join(col.ljust(w) for col, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+                self.stdout.write(
+                    "  ".join(col.ljust(w) for col, w in zip(row[:3], widths, strict=True))
+                    + "  "
+                    + row[3]
+                )
         if found.errors:
             self.stderr.write(f"\n{len(found.errors)} file(s) could not be loaded:")
             for err in found.errors:

@@ -1,0 +1,134 @@
+"""A run's life in a real worker: claimed, executed in a child, streamed, finished."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import event_types, wait_status
+
+pytestmark = pytest.mark.worker
+
+
+def test_it_completes_a_run_and_records_its_events(start_test_worker, create, project):
+    start_test_worker()
+    run = create("echo", input={"lines": ["hello", "<b>world</b>"]}, config={"batchSize": 3})
+
+    wait_status(run, "completed")
+
+    assert run.output["echo"] == {"lines": ["hello", "<b>world</b>"]}
+    assert run.output["config"] == {"batchSize": 3}
+    assert run.output["project"] == str(project.pk)
+    assert run.output["run"] == run.pk
+    assert run.exit_code == 0
+    assert run.error is None
+    assert run.attempt == 1
+    assert run.started_at and run.completed_at and run.duration_ms is not None
+    assert "hello\n<b>world</b>\n" in run.logs and "to stderr" in run.logs
+    assert event_types(run) == [
+        "run.created",
+        "run.started",
+        "log",
+        "log",
+        "log",
+        "custom.thing",
+        "progress",
+        "run.completed",
+    ]
+    logs = [e.payload for e in run.events.filter(event_type="log").order_by("id")]
+    assert logs[0] == {"stream": "stdout", "line": "hello"}
+    assert {"stream": "stderr", "line": "to stderr"} in logs
+    progress = run.events.get(event_type="progress").payload
+    assert progress == {"current": 1, "total": 2, "message": "half"}
+    assert run.events.get(event_type="run.completed").payload == {"output": run.output}
+
+
+def test_event_ids_increase_in_the_order_things_happened(start_test_worker, create):
+    start_test_worker()
+    run = create("chatty", input={"lines": 500})
+    wait_status(run, "completed")
+    lines = [e.payload["line"] for e in run.events.filter(event_type="log").order_by("id")]
+    assert lines == [f"line {i} " for i in range(500)]
+
+
+def test_a_task_never_sees_studio_secrets(start_test_worker, create):
+    start_test_worker(SECRET_KEY="do-not-leak")
+    run = create("echo")
+    wait_status(run, "completed")
+    assert run.output["env_secret"] is None
+    assert run.output["os_secret"] is None
+
+
+def test_a_failing_task_records_message_code_and_traceback(start_test_worker, create):
+    start_test_worker()
+    run = create("flaky", input={"succeed_on": 5})
+    wait_status(run, "failed")
+    assert run.error["message"] == "attempt 1 failed"
+    assert run.error["code"] == "task_error"
+    assert "RuntimeError: attempt 1 failed" in run.error["detail"]
+    assert run.exit_code == 1
+    assert event_types(run)[-1] == "run.failed"
+    assert run.events.last().payload["error"]["message"] == "attempt 1 failed"
+
+
+def test_an_output_that_is_not_json_fails_the_run(start_test_worker, create):
+    start_test_worker()
+    run = create("unserializable")
+    wait_status(run, "failed")
+    assert run.error["code"] == "output_not_serializable"
+    assert "not JSON-serialisable" in run.error["message"]
+
+
+def test_a_task_process_that_dies_fails_the_run_with_its_signal(start_test_worker, create):
+    start_test_worker()
+    run = create("crash")
+    wait_status(run, "failed")
+    assert run.error["code"] == "process_died"
+    assert "SIGKILL" in run.error["message"]
+    assert run.exit_code == 137
+    assert "about to die" in run.logs
+
+
+def test_async_tasks_run(start_test_worker, create):
+    start_test_worker()
+    run = create("async-task")
+    wait_status(run, "completed")
+    assert run.output == {"async": True}
+    assert "async done" in run.logs
+
+
+def test_a_flood_of_output_is_capped_and_says_what_was_dropped(start_test_worker, create):
+    start_test_worker(STUDIO_MAX_EVENTS_PER_RUN=50, STUDIO_MAX_LOG_BYTES=2048)
+    run = create("chatty", input={"lines": 1000})
+    wait_status(run, "completed")
+    assert run.events.count() == 50
+    dropped = run.events.get(event_type="events.dropped").payload
+    assert dropped["by_type"] == {"log": 1000 - (50 - 4)}
+    assert event_types(run)[-1] == "run.completed"
+    assert run.logs.startswith("[... ") and "truncated" in run.logs.splitlines()[0]
+    assert run.logs.rstrip().endswith("line 999")
+    assert len(run.logs) < 2048 + 200
+
+
+def test_a_huge_line_is_stored_truncated(start_test_worker, create):
+    start_test_worker(STUDIO_MAX_EVENT_BYTES=1000)
+    run = create("chatty", input={"lines": 2, "width": 5000})
+    wait_status(run, "completed")
+    lines = [e.payload["line"] for e in run.events.filter(event_type="log")]
+    assert len(lines) >= 2
+    assert all(len(line) < 1100 for line in lines)
+    assert "truncated" in lines[0]
+
+
+def test_a_removed_task_fails_its_pending_run_clearly(start_worker, create, tmp_path, settings):
+    (tmp_path / "gone.py").write_text(
+        "from runs.definitions import task\n@task\ndef run(ctx):\n    return 1\n"
+    )
+    settings.STUDIO_TASKS_DIR = tmp_path
+    run = create("gone")
+    (tmp_path / "gone.py").unlink()
+
+    start_worker(tasks_dir=tmp_path)
+
+    wait_status(run, "failed")
+    assert run.error["code"] == "target_not_found"
+    assert event_types(run)[-1] == "run.failed"

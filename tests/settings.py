@@ -1,0 +1,19 @@
+"""Settings for the test suite: Studio's settings with a queue of the suite's own.
+
+Worker processes started by the tests inherit these variables, so they consume this queue and
+nothing else; a developer's `make run` worker never steals a test's runs (or the reverse).
+"""
+
+import os
+import tempfile
+import uuid
+
+_session = uuid.uuid4().hex[:8]
+os.environ.setdefault("STUDIO_QUEUE_NAME", f"studio-test-{_session}")
+os.environ.setdefault(
+    "STUDIO_HUEY_FILE", os.path.join(tempfile.gettempdir(), f"studio-test-huey-{_session}.sqlite3")
+)
+
+from studio.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

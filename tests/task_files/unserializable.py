@@ -1,0 +1,6 @@
+from runs.definitions import task
+
+
+@task(name="Unserializable")
+def run(ctx):
+    return {"when": object()}
