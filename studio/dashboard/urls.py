@@ -1,5 +1,25 @@
 from django.urls import path
 
+from .templatetags import studio_ui
+from .views import overview, runs, tasks, tokens
+
 app_name = "dashboard"
-urlpatterns: list = []
-_ = path
+
+# studio.dashboard is not an installed app (yet), so its tag library is registered by hand.
+studio_ui.install()
+
+urlpatterns = [
+    path("", overview.home, name="home"),
+    path("p/<slug:project>/", overview.overview, name="overview"),
+    path("p/<slug:project>/tasks/", tasks.tasks, name="tasks"),
+    path("p/<slug:project>/tasks/<str:task_id>/", tasks.launch, name="launch"),
+    path("p/<slug:project>/runs/", runs.runs, name="runs"),
+    path("p/<slug:project>/runs/<str:run_id>/", runs.run_detail, name="run"),
+    path("p/<slug:project>/runs/<str:run_id>/events/", runs.run_events, name="run_events"),
+    path("p/<slug:project>/runs/<str:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("p/<slug:project>/runs/<str:run_id>/logs.txt", runs.run_logs, name="run_logs"),
+    path("p/<slug:project>/tokens/", tokens.tokens, name="tokens"),
+    path(
+        "p/<slug:project>/tokens/<int:token_id>/revoke/", tokens.revoke_token, name="revoke_token"
+    ),
+]

@@ -1,0 +1,57 @@
+"""API tokens of a project (admins only): create (the secret is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from runs.models import ApiToken
+
+from ..forms import TokenForm
+from ..permissions import Role, get_access
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request, project: str):
+    access = get_access(request, project, Role.ADMIN)
+    form = TokenForm(request.POST or None)
+    created = secret = None
+    if request.method == "POST" and form.is_valid():
+        created, secret = ApiToken.issue(
+            access.project,
+            form.cleaned_data["name"],
+            read_only=form.cleaned_data["read_only"],
+            created_by=request.user.get_username(),
+        )
+        form = TokenForm()
+    # Rendered, not redirected: the secret exists only in this response.
+    return render(
+        request,
+        "tokens/tokens.html",
+        {
+            "access": access,
+            "project": access.project,
+            "form": form,
+            "tokens": access.project.tokens.all(),
+            "created": created,
+            "secret": secret,
+            "nav": "tokens",
+        },
+        status=201 if secret else 200,
+    )
+
+
+@login_required
+@require_POST
+def revoke_token(request, project: str, token_id: int):
+    access = get_access(request, project, Role.ADMIN)
+    token = get_object_or_404(ApiToken, pk=token_id, project=access.project)
+    if token.is_active:
+        token.revoke()
+        messages.success(request, f"Token “{token.name}” revoked. Clients using it now get 401.")
+    else:
+        messages.info(request, f"Token “{token.name}” was already revoked.")
+    return redirect("dashboard:tokens", project=access.project.slug)
