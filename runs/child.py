@@ -93,6 +93,8 @@ def spawn(
                 attempt=attempt,
             )
             outcome = execute(definition, ctx)
+            if not outcome.ok and outcome.error.get("detail"):
+                sys.stderr.write(outcome.error["detail"])  # the traceback, in the live log too
             sys.stdout.flush()
             sys.stderr.flush()
             ctx._send(
