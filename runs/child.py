@@ -51,7 +51,12 @@ class ChildContext(TaskContext):
         self._send({"t": "event", "type": event_type, "payload": payload})
 
     def _send(self, message: dict) -> None:
-        self._events.write(json.dumps(message, default=str) + "\n")
+        try:
+            line = json.dumps(message, default=str, allow_nan=False)
+        except ValueError:  # NaN and Infinity have no JSON form: keep the event, readable
+            message = {**message, "payload": {"value": repr(message.get("payload"))}}
+            line = json.dumps(message, default=str)
+        self._events.write(line + "\n")
 
 
 @dataclass

@@ -13,19 +13,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import random
 import selectors
 import signal
 import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from datetime import timedelta
+from json.encoder import encode_basestring_ascii as encode_json_string
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from .child import Child, spawn
@@ -38,6 +39,7 @@ _drain = threading.Event()
 _drain_deadline = [float("inf")]
 CHECK_INTERVAL = 0.5  # how often a supervisor looks for cancel requests and lost ownership
 READ_CHUNK = 1 << 16
+WRITER_THRESHOLD = 500  # a batch this big means a chatty run: store its events on a writer thread
 
 
 def begin_drain(grace_seconds: float) -> None:
@@ -50,11 +52,10 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
 
 
-def execute(run_id: str) -> None:
+def execute(run_id: str, task_id: str | None = None) -> None:
     """Entry point of the Huey task: run one attempt of `run_id` if it is ours to run."""
-    close_old_connections()
     try:
-        claimed = claim(run_id)
+        claimed = claim(run_id, task_id)
         if claimed is not None:
             Supervisor(*claimed).run()
     finally:
@@ -64,59 +65,79 @@ def execute(run_id: str) -> None:
 # --- claiming ---------------------------------------------------------------------------------
 
 
-def claim(run_id: str) -> tuple[Run, TaskDefinition] | None:
-    run = Run.objects.filter(pk=run_id).first()
-    if run is None or run.status not in (RunStatus.PENDING, RunStatus.WAITING):
-        return None
+def claim(run_id: str, task_id: str | None = None) -> tuple[Run, TaskDefinition, bool] | None:
+    """Take `run_id` for this worker: (run, definition, first_start), or None if not ours."""
     if _drain.is_set():
         # A shutting-down worker can still pull a message (a thread blocked in BRPOP when the
         # drain began): pass it on to the queue rather than swallow it.
         from .service import enqueue
 
-        enqueue(run_id)
+        enqueue(run_id, task_id=task_id)
         return None
-    if (
-        run.status == RunStatus.WAITING
-        and run.resume_at
-        and run.resume_at > timezone.now() + timedelta(seconds=1)
-    ):
-        return None  # an early duplicate message; the scheduled one arrives at resume_at
-    definition = discover().get(run.task_id) if run.task_id else None
+    if task_id is None:  # messages from the sweeper and hand-backs carry only the run id
+        target = Run.objects.filter(pk=run_id).values_list("target", flat=True).first()
+        if target is None or not target.startswith("task:"):
+            return None
+        task_id = target.removeprefix("task:")
+    definition = discover().get(task_id)
     if definition is None:
-        _fail_unstarted(
-            run, f"task {run.task_id!r} no longer exists in the tasks directory", "target_not_found"
-        )
+        run = Run.objects.filter(
+            pk=run_id, status__in=[RunStatus.PENDING, RunStatus.WAITING]
+        ).first()
+        if run is not None:
+            _fail_unstarted(
+                run, f"task {task_id!r} no longer exists in the tasks directory", "target_not_found"
+            )
         return None
-    name = worker_name()
+    now = timezone.now()
+    if definition.concurrency_limit:
+        run = _claim_within_limit(run_id, definition, now)
+    else:
+        run = _claim_returning(run_id, now)
+    if run is None:
+        return None  # finished, cancelled, claimed by another worker, or not due yet
+    return run, definition, run.attempt == 1 and run.started_at == now
+
+
+_CLAIM_SQL = None
+
+
+def _claim_returning(run_id: str, now, *, status: str | None = None) -> Run | None:
+    """pending (or due waiting) -> running in one round trip: a conditional UPDATE ... RETURNING.
+
+    The row count is the arbiter: two workers, a cancel and the sweeper may race for the same
+    run, and exactly one UPDATE matches. The ORM has no UPDATE ... RETURNING, hence raw SQL
+    (PostgreSQL and SQLite >= 3.35 both speak it).
+    """
+    global _CLAIM_SQL
+    if _CLAIM_SQL is None:
+        table = connection.ops.quote_name(Run._meta.db_table)
+        _CLAIM_SQL = (
+            f"UPDATE {table} SET status = %s, attempt = attempt + 1, started_at = COALESCE(started_at, %s), "
+            "worker = %s, heartbeat_at = %s, waiting_reason = NULL, resume_at = NULL, updated_at = %s "
+            "WHERE id = %s AND (status = %s OR (status = %s AND (resume_at IS NULL OR resume_at <= %s))) "
+            "RETURNING *"
+        )
+    ts = connection.ops.adapt_datetimefield_value(now)
+    due = connection.ops.adapt_datetimefield_value(now + timedelta(seconds=1))
+    pending = status or RunStatus.PENDING
+    waiting = status or RunStatus.WAITING
+    params = [RunStatus.RUNNING, ts, worker_name(), ts, ts, run_id, pending, waiting, due]
+    rows = list(Run.objects.raw(_CLAIM_SQL, params))
+    return rows[0] if rows else None
+
+
+def _claim_within_limit(run_id: str, definition: TaskDefinition, now) -> Run | None:
     with transaction.atomic():
-        if definition.concurrency_limit:
-            run_id = _pick_within_limit(run, definition)
-            if run_id is None:
-                return None  # stays pending; a finishing run of this task enqueues the next one
-            status = RunStatus.PENDING if run_id != run.pk else run.status
-        else:
-            status = run.status
-        now = timezone.now()
-        claimed = Run.objects.filter(pk=run_id, status=status).update(
-            status=RunStatus.RUNNING,
-            attempt=F("attempt") + 1,
-            started_at=Coalesce(F("started_at"), Value(now)),
-            worker=name,
-            heartbeat_at=now,
-            waiting_reason=None,
-            resume_at=None,
-            updated_at=now,
+        run = Run.objects.filter(pk=run_id).only("status").first()
+        if run is None or run.status not in (RunStatus.PENDING, RunStatus.WAITING):
+            return None
+        pick = _pick_within_limit(run, definition)
+        if pick is None:
+            return None  # stays pending; a finishing run of this task enqueues the next one
+        return _claim_returning(
+            pick, now, status=RunStatus.PENDING if pick != run.pk else run.status
         )
-        if not claimed:
-            return None  # another worker, a cancel or the sweeper got there first
-        run = Run.objects.get(pk=run_id)
-        RunEvent.objects.create(
-            run=run,
-            event_type="run.started",
-            payload={"attempt": run.attempt, "worker": name},
-            created_at=now,
-        )
-    return run, definition
 
 
 def _pick_within_limit(run: Run, definition: TaskDefinition) -> str | None:
@@ -177,30 +198,69 @@ class LogTail:
 
     def __init__(self, limit: int):
         self.limit = limit
-        self.lines: deque[str] = deque()
+        self.lines: list[str] = []
         self.size = 0
         self.dropped_bytes = 0
 
     def add(self, line: str) -> None:
         self.lines.append(line)
         self.size += len(line) + 1
-        while self.size > self.limit and len(self.lines) > 1:
-            gone = self.lines.popleft()
-            self.size -= len(gone) + 1
-            self.dropped_bytes += len(gone) + 1
+        if self.size > 2 * self.limit:  # trim in bulk now and then, not on every line
+            self._trim()
+
+    def _trim(self) -> None:
+        cut = 0
+        while self.size > self.limit and cut < len(self.lines) - 1:
+            gone = len(self.lines[cut]) + 1
+            self.size -= gone
+            self.dropped_bytes += gone
+            cut += 1
+        del self.lines[:cut]
 
     def text(self) -> str:
+        self._trim()
         body = "\n".join(self.lines) + ("\n" if self.lines else "")
         if self.dropped_bytes:
-            return (
-                f"[... {self.dropped_bytes} earlier bytes of output truncated; the event log has every line ...]\n"
-                + body
-            )
+            marker = f"[... {self.dropped_bytes} earlier bytes of output truncated; the event log has every line ...]\n"
+            return marker + body
         return body
 
 
+class EventWriter(threading.Thread):
+    """Writes a chatty run's event batches on its own connection, in order, so that reading
+    the task's output and storing it overlap. A bounded queue makes a slow database slow the
+    task down (its pipe fills) instead of growing memory."""
+
+    def __init__(self, run_id: str):
+        super().__init__(name=f"events-{run_id}", daemon=True)
+        self.run_id = run_id
+        self.batches: queue.Queue = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while (batch := self.batches.get()) is not None:
+                if self.error is None:
+                    try:
+                        insert_events(self.run_id, batch)
+                    except BaseException as exc:  # reported by close()
+                        self.error = exc
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self.batches.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+class RawJSON(str):
+    """A payload already encoded as JSON (log lines: encoded once, by the C encoder)."""
+
+
 class Supervisor:
-    def __init__(self, run: Run, definition: TaskDefinition):
+    def __init__(self, run: Run, definition: TaskDefinition, first_start: bool = False):
         self.run_obj = run
         self.definition = definition
         self.name = run.worker
@@ -208,10 +268,11 @@ class Supervisor:
         self.max_event_bytes = settings.STUDIO_MAX_EVENT_BYTES
         self.flush_seconds = settings.STUDIO_EVENT_FLUSH_SECONDS
         self.batch_size = settings.STUDIO_EVENT_BATCH_SIZE
-        self.buffer: list[RunEvent] = []
+        self.buffer: list[tuple[str, object, object]] = []  # (event_type, payload, created_at)
         self.buffer_since = 0.0
-        # Events already stored for this run (created, started, earlier attempts) count too.
-        self.stored = RunEvent.objects.filter(run_id=run.pk).count()
+        # Events already stored count towards the cap: just run.created on a first start,
+        # otherwise whatever earlier attempts left (counted when first needed).
+        self.stored: int | None = 1 if first_start else None
         self.dropped: Counter[str] = Counter()
         self.logs = LogTail(settings.STUDIO_MAX_LOG_BYTES)
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b"", "events": b""}
@@ -219,6 +280,7 @@ class Supervisor:
         self.kill_reason: str | None = None
         self.cancel_seen = False
         self.cancel_kill_at = float("inf")
+        self.writer: EventWriter | None = None
 
     # The loop ------------------------------------------------------------------------------
 
@@ -228,6 +290,12 @@ class Supervisor:
         self.deadline = started + (run.timeout_seconds or settings.STUDIO_DEFAULT_TIMEOUT_SECONDS)
         self.next_check = started + CHECK_INTERVAL
         self.next_heartbeat = started + settings.STUDIO_HEARTBEAT_SECONDS
+        # Written with the first batch (or the final write), saving a round trip per run.
+        self._add(
+            "run.started",
+            {"attempt": run.attempt, "worker": self.name},
+            run.started_at or timezone.now(),
+        )
         child = spawn(
             self.definition,
             input=run.input,
@@ -392,14 +460,17 @@ class Supervisor:
         if len(line) > self.max_event_bytes:
             line = line[: self.max_event_bytes] + f" [... line truncated, {len(raw)} bytes]"
         self.logs.add(line)
-        self._add("log", {"stream": stream, "line": line}, now or timezone.now())
+        payload = RawJSON(f'{{"stream": "{stream}", "line": {encode_json_string(line)}}}')
+        self._add("log", payload, now or timezone.now())
 
     def _add(self, event_type: str, payload, now) -> None:
+        if self.stored is None:
+            self.stored = RunEvent.objects.filter(run_id=self.run_obj.pk).count()
         # Two places stay free for events.dropped and the terminal event.
         if self.stored + len(self.buffer) >= self.max_events - 2:
             self.dropped[event_type] += 1
             return
-        if event_type != "log":
+        if not isinstance(payload, RawJSON):
             encoded = json.dumps(payload, default=str)
             if len(encoded) > self.max_event_bytes:
                 payload = {
@@ -409,28 +480,40 @@ class Supervisor:
                 }
         if not self.buffer:
             self.buffer_since = time.monotonic()
-        self.buffer.append(
-            RunEvent(run_id=self.run_obj.pk, event_type=event_type, payload=payload, created_at=now)
-        )
+        self.buffer.append((event_type, payload, now))
 
     def _flush(self) -> None:
         if not self.buffer:
             return
         batch, self.buffer = self.buffer, []
-        RunEvent.objects.bulk_create(batch, batch_size=1000)
+        if self.writer is None and len(batch) >= WRITER_THRESHOLD:
+            self.writer = EventWriter(self.run_obj.pk)
+            self.writer.start()
+        if self.writer is not None:
+            self.writer.batches.put(batch)
+        else:
+            insert_events(self.run_obj.pk, batch)
         self.stored += len(batch)
+
+    def _drain_writer(self) -> None:
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.close()
 
     # The end ---------------------------------------------------------------------------------
 
     def _finish(self, exit_code: int) -> None:
-        self._flush()
         run = self.run_obj
+        if self.writer is not None and self.buffer:
+            self._flush()  # keep order: everything the writer has goes in before the final write
+        self._drain_writer()
         if self.kill_reason == "lost":
             log.warning(
                 "%s was taken away from this worker (sweeper or operator); leaving it alone", run.pk
             )
             return
         if self.kill_reason == "shutdown":
+            self._flush()
             hand_back(run, self.name, reason="the worker shut down before the run finished")
             return
         now = timezone.now()
@@ -527,15 +610,19 @@ class Supervisor:
             enqueue(run.pk, delay=delay)
 
     def _write_end(self, fields: dict, events: list[tuple[str, dict]]) -> bool:
+        """The final write: remaining events, the run's new state and its terminal event(s), in
+        one transaction guarded by this worker's ownership of the run."""
         run = self.run_obj
+        now = timezone.now()
         if self.dropped:
-            total = sum(self.dropped.values())
-            events = [
-                (
-                    "events.dropped",
-                    {"dropped": total, "by_type": dict(self.dropped), "limit": self.max_events},
-                )
-            ] + events
+            dropped = {
+                "dropped": sum(self.dropped.values()),
+                "by_type": dict(self.dropped),
+                "limit": self.max_events,
+            }
+            events = [("events.dropped", dropped), *events]
+        batch, self.buffer = self.buffer, []
+        batch += [(t, p, now) for t, p in events]
         with transaction.atomic():
             updated = Run.objects.filter(
                 pk=run.pk, status=RunStatus.RUNNING, worker=self.name
@@ -543,14 +630,57 @@ class Supervisor:
             if not updated:
                 log.warning("%s changed hands before it could be finished; result dropped", run.pk)
                 return False
-            now = timezone.now()
-            RunEvent.objects.bulk_create(
-                [
-                    RunEvent(run_id=run.pk, event_type=t, payload=p, created_at=now)
-                    for t, p in events
-                ]
-            )
+            insert_events(run.pk, batch)
         return True
+
+
+def _to_json(payload) -> str:
+    return payload if isinstance(payload, RawJSON) else json.dumps(payload, default=str)
+
+
+def _copy_text(value: str) -> str:
+    """Escape a value for COPY's text format (JSON already escapes tabs and newlines)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+def insert_events(run_id: str, rows: list[tuple[str, object, object]]) -> None:
+    """Append (event_type, payload, created_at) rows to a run's stream, in order, fast.
+
+    The hot path for chatty tasks: one COPY block on PostgreSQL, one executemany on SQLite,
+    instead of a model instance per line. Rows go in in order, so their event ids follow it.
+    """
+    table = connection.ops.quote_name(RunEvent._meta.db_table)
+    last_at, stamp = None, ""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            lines = []
+            for event_type, payload, created_at in rows:
+                if created_at is not last_at:
+                    last_at, stamp = created_at, created_at.isoformat()
+                lines.append(
+                    f"{run_id}\t{_copy_text(event_type)}\t{_copy_text(_to_json(payload))}\t{stamp}\n"
+                )
+            sql = f"COPY {table} (run_id, event_type, payload, created_at) FROM STDIN"
+            with cursor.cursor.copy(sql) as copy:
+                copy.write("".join(lines))
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            params = []
+            for event_type, payload, created_at in rows:
+                if created_at is not last_at:
+                    last_at, stamp = created_at, adapt(created_at)
+                params.append((run_id, event_type, _to_json(payload), stamp))
+            cursor.executemany(
+                f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES (%s, %s, %s, %s)",
+                params,
+            )
 
 
 def backoff_delay(failed_attempt: int) -> float:

@@ -7,7 +7,7 @@ from huey.contrib.djhuey import HUEY
 
 
 @HUEY.task(retries=0, context=False)
-def execute_run(run_id: str) -> None:
+def execute_run(run_id: str, task_id: str | None = None) -> None:
     from .engine import execute
 
-    execute(run_id)
+    execute(run_id, task_id)

@@ -166,7 +166,7 @@ def create_run(
                 },
                 created_at=now,
             )
-            transaction.on_commit(lambda: enqueue(run.id))
+            transaction.on_commit(lambda: enqueue(run.id, task_id=definition.id))
     except IntegrityError:
         # Two creates with one public_id raced; the other one won.
         existing = (
@@ -178,15 +178,17 @@ def create_run(
     return CreateResult(run, duplicate=False, definition=definition)
 
 
-def enqueue(run_id: str, *, delay: float | None = None) -> None:
-    """Hand a run to the queue. A failure here is logged, not raised: the sweeper re-enqueues."""
+def enqueue(run_id: str, *, task_id: str | None = None, delay: float | None = None) -> None:
+    """Hand a run to the queue. A failure here is logged, not raised: the sweeper re-enqueues.
+
+    The task id rides along so that a worker can claim the run without reading it first."""
     from .queue import execute_run
 
     try:
         if delay:
-            execute_run.schedule((run_id,), delay=delay)
+            execute_run.schedule((run_id, task_id), delay=delay)
         else:
-            execute_run(run_id)
+            execute_run(run_id, task_id)
     except Exception:
         log.exception("could not enqueue %s; the sweeper will pick it up", run_id)
 

@@ -132,3 +132,26 @@ def test_a_removed_task_fails_its_pending_run_clearly(start_worker, create, tmp_
     wait_status(run, "failed")
     assert run.error["code"] == "target_not_found"
     assert event_types(run)[-1] == "run.failed"
+
+
+def test_awkward_characters_survive_storage_exactly(start_test_worker, create):
+    start_test_worker()
+    run = create("tricky")
+    wait_status(run, "completed")
+    lines = [e.payload["line"] for e in run.events.filter(event_type="log").order_by("id")]
+    assert lines == run.output["lines"]
+    event = run.events.get(event_type="tricky.event").payload
+    assert event == {"value": "{'text': 'tab\\t and \\\\ and \\n newline', 'nan': nan}"}
+
+
+def test_a_chatty_run_keeps_every_line_in_order(start_test_worker, create):
+    start_test_worker(STUDIO_EVENT_BATCH_SIZE=1000)
+    run = create("chatty", input={"lines": 20000})
+    wait_status(run, "completed")
+    lines = list(
+        run.events.filter(event_type="log").order_by("id").values_list("payload__line", flat=True)
+    )
+    assert len(lines) == 20000
+    assert lines[0] == "line 0 " and lines[-1] == "line 19999 "
+    assert lines == [f"line {i} " for i in range(20000)]
+    assert event_types(run)[-1] == "run.completed"

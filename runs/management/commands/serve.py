@@ -26,7 +26,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
-        parser.add_argument("--no-worker", action="store_true", help="serve the web only (workers run elsewhere)")
+        parser.add_argument(
+            "--no-worker", action="store_true", help="serve the web only (workers run elsewhere)"
+        )
         parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
 
     def handle(self, *args, host, port, no_worker, web_workers, **options):
@@ -53,14 +55,24 @@ class Command(BaseCommand):
             )
         children["web"] = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "studio.wsgi:application",
-                "--bind", f"{host}:{port}",
-                "--workers", str(web_workers),
-                "--worker-class", "gthread",
-                "--threads", "8",
-                "--graceful-timeout", "10",
-                "--access-logfile", "-",
-                "--access-logformat", '%(t)s "%(r)s" %(s)s %(b)s %(M)sms',
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "studio.wsgi:application",
+                "--bind",
+                f"{host}:{port}",
+                "--workers",
+                str(web_workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "8",
+                "--graceful-timeout",
+                "10",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                '%(t)s "%(r)s" %(s)s %(b)s %(M)sms',
             ],
             cwd=settings.BASE_DIR,
             stdin=subprocess.DEVNULL,
@@ -69,7 +81,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\nStudio is starting at {url}\n"
             f"  dashboard  {url}/\n  API docs   {url}/api/docs\n  admin      {url}/admin/\n"
-            + ("  worker     embedded (stops with the server)\n" if not no_worker else "  worker     none here\n")
+            + (
+                "  worker     embedded (stops with the server)\n"
+                if not no_worker
+                else "  worker     none here\n"
+            )
             + "Press Ctrl+C to stop.\n"
         )
         self.stdout.flush()
