@@ -117,9 +117,11 @@ def test_wait_polls_until_the_run_finishes(live_server, secret):
                 status="completed", output={"synced": 3}
             )
 
-    client = RunsClient(f"{live_server.url}/api", secret, "acme", sleep=finish_on_second_poll)
-    run_id = client.create_task_run(target="task:sync-data").run.run_id
-    run = client.wait(run_id, timeout=60, poll_interval=0.01)
+    with RunsClient(
+        f"{live_server.url}/api", secret, "acme", sleep=finish_on_second_poll
+    ) as client:
+        run_id = client.create_task_run(target="task:sync-data").run.run_id
+        run = client.wait(run_id, timeout=60, poll_interval=0.01)
     assert run.status == "completed" and run.output == {"synced": 3}
     assert len(polls) == 2
 
@@ -135,6 +137,7 @@ def test_wait_gives_up_after_the_timeout(runs):
 def test_errors_are_typed_with_status_code_and_message(
     runs, live_server, read_only_secret, outsider_secret
 ):
+    api_url = f"{live_server.url}/api"
     with pytest.raises(RunsError) as missing:
         runs.get(f"run_{'0' * 32}")
     assert (missing.value.status, missing.value.code) == (404, "not_found")
@@ -153,17 +156,25 @@ def test_errors_are_typed_with_status_code_and_message(
         runs.create_workflow_run(workflow_id="nightly")
     assert (workflow.value.status, workflow.value.code) == (422, "workflows_unsupported")
 
-    reader = RunsClient(f"{live_server.url}/api", read_only_secret, "acme")
-    with pytest.raises(RunsError) as forbidden:
+    with (
+        pytest.raises(RunsError) as forbidden,
+        RunsClient(api_url, read_only_secret, "acme") as reader,
+    ):
         reader.create_task_run(target="task:sync-data")
     assert forbidden.value.status == 403
 
-    with pytest.raises(RunsError) as unauthorized:
-        RunsClient(f"{live_server.url}/api", "stu_wrongwrongwrongwrong", "acme").get_project()
+    with (
+        pytest.raises(RunsError) as unauthorized,
+        RunsClient(api_url, "stu_wrongwrongwrong", "acme") as bad,
+    ):
+        bad.get_project()
     assert (unauthorized.value.status, unauthorized.value.code) == (401, "unauthorized")
 
-    with pytest.raises(RunsError) as outsider:
-        RunsClient(f"{live_server.url}/api", outsider_secret, "acme").list()
+    with (
+        pytest.raises(RunsError) as outsider,
+        RunsClient(api_url, outsider_secret, "acme") as other,
+    ):
+        other.list()
     assert outsider.value.status == 404
     assert RunModel.objects.count() == 0
 
@@ -172,7 +183,8 @@ def test_it_takes_its_defaults_from_the_environment(monkeypatch, live_server, se
     monkeypatch.setenv("STUDIO_API_URL", f"{live_server.url}/api/")
     monkeypatch.setenv("STUDIO_API_TOKEN", secret)
     monkeypatch.setenv("STUDIO_PROJECT", str(project.id))
-    assert RunsClient().get_project().slug == "acme"
+    with RunsClient() as client:
+        assert client.get_project().slug == "acme"
 
 
 def test_it_needs_a_token(monkeypatch):
