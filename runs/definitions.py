@@ -291,7 +291,9 @@ def load_task_file(path: Path, task_id: str) -> TaskDefinition:
     except SyntaxError as exc:
         sys.modules.pop(module_name, None)
         raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a file that calls sys.exit() (say, argparse at module level) is broken,
+        # but it must not take discovery, the CLI or a worker down with it.
         sys.modules.pop(module_name, None)
         raise ValueError(f"{type(exc).__name__} while importing: {exc}") from None
     specs = {
