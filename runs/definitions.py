@@ -252,7 +252,10 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
                 f"{key} must be a {'non-negative' if key == 'backoff_limit' else 'positive'} integer, got {value!r}"
             )
     allow = o.get("env_allowlist")
-    if allow is not None and (isinstance(allow, str) or not all(isinstance(n, str) for n in allow)):
+    if allow is not None and (
+        not isinstance(allow, list | tuple | set | frozenset)
+        or not all(isinstance(n, str) for n in allow)
+    ):
         raise ValueError("env_allowlist must be a list of environment variable names")
     params = inspect.signature(spec.run).parameters
     if len(params) != 1:
