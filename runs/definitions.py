@@ -239,6 +239,12 @@ def check_schema(schema: Any, field_name: str) -> None:
 
 def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefinition:
     o = spec.options
+    for key in ("name", "description"):
+        if o.get(key) is not None and not isinstance(o[key], str):
+            raise ValueError(f"{key} must be a string, got {o[key]!r}")
+    # Not bool(): schedulable="no" would silently make the task schedulable.
+    if not isinstance(o.get("schedulable", False), bool):
+        raise ValueError(f"schedulable must be True or False, got {o['schedulable']!r}")
     check_schema(o.get("input_schema"), "input_schema")
     check_schema(o.get("output_schema"), "output_schema")
     for key in ("timeout_seconds", "backoff_limit", "concurrency_limit"):
