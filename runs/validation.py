@@ -69,6 +69,8 @@ def apply_defaults(schema: dict | None, data: Any) -> Any:
             continue
         if name not in result and "default" in prop:
             result[name] = copy.deepcopy(prop["default"])
-        elif isinstance(result.get(name), dict):
+        # Also when the object itself came from a default: `"default": {}` still gets its
+        # properties' defaults, so a task can rely on them.
+        if isinstance(result.get(name), dict):
             result[name] = apply_defaults(prop, result[name])
     return result
