@@ -248,10 +248,10 @@ class TextField(Field):
         lo, hi = s.get("minLength"), s.get("maxLength")
         if _is_integral(lo) and _is_integral(hi):
             hints.append(f"{lo}–{hi} characters")
-        elif _is_integral(lo):
-            hints.append(f"at least {lo} characters")
+        elif _is_integral(lo) and lo > 0:
+            hints.append(f"at least {lo} character{'s' if lo != 1 else ''}")
         elif _is_integral(hi):
-            hints.append(f"at most {hi} characters")
+            hints.append(f"at most {hi} character{'s' if hi != 1 else ''}")
         if isinstance(s.get("pattern"), str):
             hints.append(f"must match {s['pattern']}")
         if self.format == "date-time":

@@ -25,7 +25,11 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": CHROMIUM_ARGS,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +58,7 @@ def screenshot(page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def _shot(name: str):
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky header belongs at the top
         page.screenshot(path=str(SCREENSHOTS / f"{name}-laptop.png"), full_page=True)
         page.set_viewport_size(PHONE)
         page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"), full_page=True)

@@ -24,7 +24,9 @@ def people(project, other_project):
 
 
 @pytest.mark.worker
-def test_launch_the_rich_schema_example_and_watch_it_run(live_server, page, sign_in, screenshot, people, worker, project):
+def test_launch_the_rich_schema_example_and_watch_it_run(
+    live_server, page, sign_in, screenshot, people, worker, project
+):
     sign_in(people["operator"])
     expect(page.get_by_role("heading", name="Acme")).to_be_visible()
     page.get_by_role("navigation", name="Project").get_by_role("link", name="Tasks").click()
@@ -55,18 +57,26 @@ def test_launch_the_rich_schema_example_and_watch_it_run(live_server, page, sign
     page.get_by_role("button", name="Launch run").click()
     expect(page).to_have_url(re.compile(r"/p/acme/runs/run_[0-9a-f]{32}/$"))
     # Log lines arrive without a reload, escaped as text.
-    expect(page.locator("#event-log")).to_contain_text("creating account for Globex <Corp> on the pro plan", timeout=20_000)
+    expect(page.locator("#event-log")).to_contain_text(
+        "creating account for Globex <Corp> on the pro plan", timeout=20_000
+    )
     expect(page.locator(".summary-status .badge")).to_have_text("Completed", timeout=20_000)
     expect(page.locator("#run-result")).to_contain_text('"account_id": "acct_globexcorp"')
     run = Run.objects.get()
     assert run.input["seats"] == 12 and run.input["send_welcome_email"] is False
-    assert run.input["address"] == {"city": "Berlin", "country": "DE"} and run.input["tags"] == ["vip"]
+    assert run.input["address"] == {"city": "Berlin", "country": "DE"} and run.input["tags"] == [
+        "vip"
+    ]
     screenshot("run-completed")
 
 
 @pytest.mark.worker
-def test_watch_a_long_run_live_then_cancel_it(live_server, page, sign_in, screenshot, people, worker, project):
-    run = create_run(project, target="task:long-running", input={"steps": 400, "delay_seconds": 0.2}).run
+def test_watch_a_long_run_live_then_cancel_it(
+    live_server, page, sign_in, screenshot, people, worker, project
+):
+    run = create_run(
+        project, target="task:long-running", input={"steps": 400, "delay_seconds": 0.2}
+    ).run
     sign_in(people["operator"], f"/p/acme/runs/{run.pk}/")
     log = page.locator("#event-log")
     expect(log).to_contain_text("processing item 3", timeout=20_000)
@@ -86,7 +96,9 @@ def test_watch_a_long_run_live_then_cancel_it(live_server, page, sign_in, screen
 
 @pytest.mark.worker
 def test_rerun_a_finished_run(live_server, page, sign_in, people, worker, project, screenshot):
-    run = create_run(project, target="task:sync-data", input={"limit": 2}, config={"batchSize": 7}).run
+    run = create_run(
+        project, target="task:sync-data", input={"limit": 2}, config={"batchSize": 7}
+    ).run
     sign_in(people["operator"], f"/p/acme/runs/{run.pk}/")
     expect(page.locator(".summary-status .badge")).to_have_text("Completed", timeout=20_000)
     page.get_by_role("link", name="Re-run").click()
@@ -103,8 +115,13 @@ def test_rerun_a_finished_run(live_server, page, sign_in, people, worker, projec
 
 def test_filter_the_runs_list(live_server, page, sign_in, people, project, screenshot):
     make_run(project, status="completed", target="task:sync-data", name="Nightly sync")
-    failed = make_run(project, status="failed", target="task:failing-task", name="Broken import",
-                      error={"message": "upstream said 503", "code": "task_error"})
+    failed = make_run(
+        project,
+        status="failed",
+        target="task:failing-task",
+        name="Broken import",
+        error={"message": "upstream said 503", "code": "task_error"},
+    )
     make_run(project, status="running", target="task:long-running", name="Big import")
     sign_in(people["operator"], "/p/acme/runs/")
     rows = page.locator("tbody tr")
