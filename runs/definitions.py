@@ -239,6 +239,12 @@ def check_schema(schema: Any, field_name: str) -> None:
 
 def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefinition:
     o = spec.options
+    for key in ("name", "description"):
+        if o.get(key) is not None and not isinstance(o[key], str):
+            raise ValueError(f"{key} must be a string, got {o[key]!r}")
+    # Not bool(): schedulable="no" would silently make the task schedulable.
+    if not isinstance(o.get("schedulable", False), bool):
+        raise ValueError(f"schedulable must be True or False, got {o['schedulable']!r}")
     check_schema(o.get("input_schema"), "input_schema")
     check_schema(o.get("output_schema"), "output_schema")
     for key in ("timeout_seconds", "backoff_limit", "concurrency_limit"):
@@ -252,7 +258,10 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
                 f"{key} must be a {'non-negative' if key == 'backoff_limit' else 'positive'} integer, got {value!r}"
             )
     allow = o.get("env_allowlist")
-    if allow is not None and (isinstance(allow, str) or not all(isinstance(n, str) for n in allow)):
+    if allow is not None and (
+        not isinstance(allow, list | tuple | set | frozenset)
+        or not all(isinstance(n, str) for n in allow)
+    ):
         raise ValueError("env_allowlist must be a list of environment variable names")
     params = inspect.signature(spec.run).parameters
     if len(params) != 1:
@@ -291,7 +300,9 @@ def load_task_file(path: Path, task_id: str) -> TaskDefinition:
     except SyntaxError as exc:
         sys.modules.pop(module_name, None)
         raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a file that calls sys.exit() (say, argparse at module level) is broken,
+        # but it must not take discovery, the CLI or a worker down with it.
         sys.modules.pop(module_name, None)
         raise ValueError(f"{type(exc).__name__} while importing: {exc}") from None
     specs = {

@@ -13,7 +13,15 @@ from uuid import UUID
 from django.db.models import QuerySet
 from django.utils import timezone
 from ninja import Field, Schema
-from pydantic import AfterValidator, ConfigDict, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from .models import Run, RunEvent
 
@@ -59,6 +67,15 @@ def _storable_json(value: Any) -> Any:
     return value
 
 
+def _integral(value: Any) -> Any:
+    # JSON has one number type: 30.0 is the integer 30 (as in JSON Schema), "30" is no number.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
+
 # Column sizes of the Run model; longer strings are refused up front, not by the database.
 Text255 = Annotated[StrictStr, Field(min_length=1, max_length=255), AfterValidator(_storable_text)]
 QueryText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_storable_text)]
@@ -94,8 +111,8 @@ class TaskRequest(StrictSchema):
         None, description="Validated against the task's input_schema."
     )
     batch_id: Text255 | None = None
-    timeout_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
-    backoff_limit: Annotated[StrictInt, Field(ge=0, le=MAX_BACKOFF_LIMIT)] | None = None
+    timeout_seconds: Annotated[JsonInt, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
+    backoff_limit: Annotated[JsonInt, Field(ge=0, le=MAX_BACKOFF_LIMIT)] | None = None
 
 
 class WorkflowRequest(StrictSchema):
@@ -144,14 +161,27 @@ class RunListQuery(Schema):
     limit: int = Field(50, ge=1, le=200)
 
 
+def _iso_8601(value: Any) -> Any:
+    # pydantic would also read "1700000000" as a Unix time; the API speaks ISO 8601 only.
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z") from None
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601)]
+
+
 class RunFilters(Schema):
     status: RunStatusName | None = None
     target: QueryText | None = Field(None, description="e.g. `task:sync-data`")
     kind: RunKind | None = None
     trigger_kind: TriggerKind | None = None
     parent_run_id: QueryText | None = None
-    created_after: datetime | None = Field(None, description="ISO 8601; naive means UTC.")
-    created_before: datetime | None = Field(None, description="ISO 8601; naive means UTC.")
+    created_after: IsoDateTime | None = Field(None, description="ISO 8601; naive means UTC.")
+    created_before: IsoDateTime | None = Field(None, description="ISO 8601; naive means UTC.")
 
     @field_validator("created_after", "created_before")
     @classmethod

@@ -38,8 +38,13 @@ def schema_errors(schema: dict | None, data: Any, prefix: str = "input") -> list
         path = list(err.absolute_path)
         if err.validator == "required":
             # Point at the missing field itself, not at its parent object.
-            missing = err.message.split("'")[1] if "'" in err.message else ""
-            path = [*path, missing] if missing else path
+            # One error per missing name; match the message rather than parse it, so a name
+            # with a quote in it (repr'd with double quotes) is still found.
+            missing = next(
+                (n for n in err.validator_value if err.message == f"{n!r} is a required property"),
+                None,
+            )
+            path = [*path, missing] if missing is not None else path
             message = "is required"
         elif err.validator == "additionalProperties":
             message = err.message.replace(
@@ -64,6 +69,8 @@ def apply_defaults(schema: dict | None, data: Any) -> Any:
             continue
         if name not in result and "default" in prop:
             result[name] = copy.deepcopy(prop["default"])
-        elif isinstance(result.get(name), dict):
+        # Also when the object itself came from a default: `"default": {}` still gets its
+        # properties' defaults, so a task can rely on them.
+        if isinstance(result.get(name), dict):
             result[name] = apply_defaults(prop, result[name])
     return result

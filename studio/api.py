@@ -61,6 +61,8 @@ class TokenAuth(HttpBearer):
     """
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
+        if "\x00" in token:
+            return None  # no token holds one, and PostgreSQL cannot even be asked
         api_token = ApiToken.objects.authenticate(token.strip())
         if api_token is None:
             return None

@@ -248,10 +248,10 @@ class TextField(Field):
         lo, hi = s.get("minLength"), s.get("maxLength")
         if _is_integral(lo) and _is_integral(hi):
             hints.append(f"{lo}–{hi} characters")
-        elif _is_integral(lo):
-            hints.append(f"at least {lo} characters")
+        elif _is_integral(lo) and lo > 0:
+            hints.append(f"at least {lo} character{'s' if lo != 1 else ''}")
         elif _is_integral(hi):
-            hints.append(f"at most {hi} characters")
+            hints.append(f"at most {hi} character{'s' if hi != 1 else ''}")
         if isinstance(s.get("pattern"), str):
             hints.append(f"must match {s['pattern']}")
         if self.format == "date-time":
@@ -977,7 +977,7 @@ class SchemaForm:
 
     def add_errors(self, errors: list[FieldError], value: Any = None) -> None:
         """File errors (from jsonschema or the service) under the field they name."""
-        by_name = {f.name: f for f in self.root.walk()}
+        by_name = self._by_name()
         for error in errors:
             target = _nearest(by_name, error.field)
             if (
@@ -999,10 +999,17 @@ class SchemaForm:
             elif message not in target.errors:
                 target.errors.append(message)
 
+    def _by_name(self) -> dict[str, Field]:
+        # A variant and its chosen object share a name; the variant (the outer one) wins.
+        by_name: dict[str, Field] = {}
+        for f in self.root.walk():
+            by_name.setdefault(f.name, f)
+        return by_name
+
     def apply_action(self, action: str) -> bool:
         """Handle an "add:<array>" / "remove:<array>.<i>" button. True if it was one."""
         verb, _, target = action.partition(":")
-        by_name = {f.name: f for f in self.root.walk()}
+        by_name = self._by_name()
         if verb == "add" and isinstance(by_name.get(target), ArrayField):
             by_name[target].add_row()
             return True

@@ -43,7 +43,13 @@ def test_it_refuses_create_without_a_token(api, task_body):
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer stu_0000000000000000000000000000", "Bearer nonsense", "Basic dXNlcjpwYXNz", "Bearer"],
+    [
+        "Bearer stu_0000000000000000000000000000",
+        "Bearer nonsense",
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer stu_00000000\x00000000000000000000",
+    ],
 )
 def test_it_refuses_unknown_tokens_and_other_schemes(api, run, header):
     response = api.client.get(f"/api/runs/{run.pk}", HTTP_AUTHORIZATION=header)

@@ -235,8 +235,13 @@ def test_it_answers_422_to_an_empty_body(api):
     assert error["detail"][0]["rule"] == "missing"
 
 
-@override_settings(STUDIO_MAX_BODY_BYTES=2048, DATA_UPLOAD_MAX_MEMORY_SIZE=2048)
-def test_it_answers_413_to_a_body_over_the_limit(api, task_body):
+@pytest.mark.parametrize(
+    "django_limit",
+    [2048, 1024 * 1024],  # Django refuses the body first / Studio's own limit is the lower one
+)
+def test_it_answers_413_to_a_body_over_the_limit(api, task_body, settings, django_limit):
+    settings.STUDIO_MAX_BODY_BYTES = 2048
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = django_limit
     body = task_body(input={"limit": 1}, config={"padding": "x" * 4096})
     error = assert_error(api.post("/runs", body), 413, "body_too_large")
     assert "2048" in error["message"]
@@ -247,3 +252,19 @@ def test_it_answers_413_to_a_body_over_the_limit(api, task_body):
 def test_it_accepts_a_body_just_under_the_limit(api, task_body):
     body = task_body(config={"padding": "x" * 1500})
     assert api.post("/runs", body).status_code == 202
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(api, task_body):
+    response = api.post("/runs", task_body(timeout_seconds=30.0))
+    assert response.status_code == 202
+    assert response.json()["run"]["timeout_seconds"] == 30
+
+
+def test_it_refuses_input_nested_too_deeply(api, task_body):
+    deep: dict = {}
+    for _ in range(100):
+        deep = {"d": deep}
+    body = task_body(target="task:long-running", input={"steps": 1, "extra": deep})
+    error = assert_error(api.post("/runs", body), 422, "validation_error")
+    assert error["detail"][0]["field"] == "request.input"
+    assert "nested" in error["detail"][0]["message"]

@@ -192,6 +192,7 @@ def test_filters_hold_across_pages(api, project):
         ({"kind": "job"}, "kind"),
         ({"trigger_kind": "cron"}, "trigger_kind"),
         ({"created_after": "yesterday"}, "created_after"),
+        ({"created_after": "1700000000"}, "created_after"),
         ({"created_before": "0001-01-01T00:00:00+14:00"}, "created_before"),
         ({"target": "task:\x00"}, "target"),
     ],

@@ -23,6 +23,11 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{slug!r} is not a valid slug: use letters, numbers, '-' and '_'"
             ) from None
+        # PostgreSQL refuses an over-long value with a DataError traceback; SQLite stores it.
+        for option, field, value in (("slug", "slug", slug), ("--name", "name", name or "")):
+            limit = Project._meta.get_field(field).max_length
+            if len(value) > limit:
+                raise CommandError(f"{option} must be at most {limit} characters")
         if Project.objects.filter(slug=slug).exists():
             raise CommandError(f"A project with slug {slug!r} already exists")
         project = Project.objects.create(slug=slug, name=name or slug)

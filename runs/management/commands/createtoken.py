@@ -16,6 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--read-only", action="store_true", help="the token may only read")
 
     def handle(self, *args, project, name, read_only, **options):
+        # PostgreSQL refuses an over-long value with a DataError traceback; SQLite stores it.
+        limit = ApiToken._meta.get_field("name").max_length
+        if len(name) > limit:
+            raise CommandError(f"--name must be at most {limit} characters")
         found = Project.by_reference(project).first()
         if found is None:
             raise CommandError(f"No project {project!r} (give a slug or an id)")

@@ -73,6 +73,10 @@ class Command(BaseCommand):
             project_id = str(project.pk)
 
         out = sys.stdout
+        # Piped (CI logs, `| tee`), stdout is block-buffered and a long task would show nothing
+        # until it ended; line buffering keeps its output "as it happens" there too.
+        if hasattr(out, "reconfigure"):
+            out.reconfigure(line_buffering=True)
         print(f"Running task: {definition.name} ({definition.id})", file=out, flush=True)
         ctx = LocalContext(
             input=task_input,

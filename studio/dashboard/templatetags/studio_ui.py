@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from html import escape
 from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -172,3 +174,57 @@ def event_class(event) -> str:
     if kind == "progress":
         return "ev-progress"
     return "ev-custom"
+
+
+def _event_text(event) -> tuple[str, str]:
+    """(tag, text) for one event row of the log."""
+    kind, p = event.event_type, event.payload if isinstance(event.payload, dict) else {}
+    if kind == "log":
+        return ("err" if p.get("stream") == "stderr" else "out"), str(p.get("line", ""))
+    if kind == "progress":
+        total = f"/{p['total']}" if p.get("total") is not None else ""
+        message = f" · {p['message']}" if p.get("message") else ""
+        return "progress", f"{p.get('current')}{total}{message}"
+    if kind == "run.created":
+        who = f" by {p['created_by']}" if p.get("created_by") else ""
+        return "created", f"{p.get('trigger_kind') or ''}{who}"
+    if kind == "run.started":
+        where = f" on {p['worker']}" if p.get("worker") else ""
+        return "started", f"attempt {p.get('attempt', '?')}{where}"
+    if kind == "run.retrying":
+        error = p.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        return (
+            "retrying",
+            f"attempt {p.get('attempt', '?')} failed: {message}; next try in {p.get('delay_seconds', '?')} s",
+        )
+    if kind == "run.completed":
+        return "completed", "finished successfully"
+    if kind == "run.failed":
+        error = p.get("error")
+        return "failed", str(error.get("message") if isinstance(error, dict) else error)
+    if kind == "run.cancelled":
+        return "cancelled", str(p.get("reason") or "")
+    return kind, compact_json(event.payload)
+
+
+@register.simple_tag
+def event_rows(events) -> str:
+    """The log's rows. Built in Python rather than a template loop (a window of 200 events
+    renders in a couple of milliseconds). Everything a task printed goes through escape()."""
+    rows = []
+    for event in events:
+        tag, text = _event_text(event)
+        when = event.created_at
+        if event.event_type == "log":
+            stream = "stderr" if tag == "err" else "stdout"
+            label = f'<span class="stream stream-{stream}">{tag}</span>'
+        else:
+            label = f'<span class="ev-kind">{escape(tag)}</span>'
+        rows.append(
+            f'<div class="ev {escape(event_class(event))}" id="ev-{int(event.pk)}">'
+            f'<time class="ev-time" datetime="{when.isoformat()}" title="{when:%Y-%m-%d %H:%M:%S} UTC">'
+            f"{when:%H:%M:%S}</time>{label}"
+            f'<span class="ev-line">{escape(text)}</span></div>\n'
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - every variable part went through escape()
