@@ -66,6 +66,14 @@ def test_it_starts_with_good_values(tmp_path):
         ("DATABASE_URL", "postgres://127.0.0.1:5432/", "names no database"),
         ("DATABASE_URL", "sqlite://", "names no SQLite file"),
         ("REDIS_URL", "http://x", "must start with redis://"),
+        pytest.param(
+            "STUDIO_LOG_LEVEL",
+            "LOUD",
+            "",
+            marks=pytest.mark.xfail(
+                strict=True, reason="settings pass it to logging unchecked: 'Unknown level'"
+            ),
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(tmp_path, name, value, complaint):
