@@ -63,7 +63,7 @@ from runs.definitions import task
 )
 def run(ctx):
     Path(__file__).with_name("ran.marker").write_text("ran")
-    return ctx.input
+    return {"input": ctx.input, "project_id": ctx.project_id, "run_id": ctx.run_id}
 """
 
 
@@ -247,25 +247,6 @@ def test_a_failing_task_shows_its_traceback_with_the_traceback_option(manage):
     assert "UpstreamUnavailable: cannot sync: maintenance" in result.stderr
 
 
-def test_a_task_returning_something_that_is_not_json_fails(manage, tasks_dir):
-    write_task(
-        tasks_dir,
-        "setty.py",
-        """
-        from runs.definitions import task
-
-        @task
-        def run(ctx):
-            return {1, 2}
-        """,
-    )
-
-    result = manage("task", "setty")
-
-    assert result.returncode == 1
-    assert "not JSON-serialisable" in result.stderr
-
-
 def test_an_unknown_task_lists_the_available_ones_and_exits_2(manage, tasks_dir):
     write_task(tasks_dir, "sync-data.py")
     write_task(tasks_dir, "reports/weekly.py")
@@ -295,8 +276,7 @@ def test_an_unknown_task_hints_at_files_that_failed_to_load(manage, tasks_dir):
     "option, value, expected",
     [
         ("--input", "{count: 1}", "--input is not valid JSON"),
-        ("--input", "[1, 2]", "--input must be a JSON object"),
-        ("--config", '"fast"', "--config must be a JSON object"),
+        ("--config", "[1, 2]", "--config must be a JSON object"),
     ],
 )
 def test_options_that_are_not_json_objects_exit_2(manage, tasks_dir, option, value, expected):
@@ -310,22 +290,18 @@ def test_options_that_are_not_json_objects_exit_2(manage, tasks_dir, option, val
     assert not (tasks_dir / "ran.marker").exists()
 
 
-@pytest.mark.parametrize(
-    "given, field, rule",
-    [("{}", "input.count", "required"), ('{"count": 0, "mode": "safe"}', "input.count", "minimum")],
-)
-def test_input_that_breaks_the_schema_exits_2_without_running(
-    manage, tasks_dir, given, field, rule
+def test_input_that_breaks_the_schema_exits_2_naming_fields_and_rules_without_running(
+    manage, tasks_dir
 ):
     write_task(tasks_dir, "guarded.py", GUARDED_TASK)
 
-    result = manage("task", "guarded", "--input", given)
+    result = manage("task", "guarded", "--input", '{"mode": "slow"}')
 
     assert result.returncode == 2
     assert "Invalid --input" in result.stderr
-    assert field in result.stderr
-    assert f"({rule})" in result.stderr
-    assert "Running task" not in result.stdout
+    assert "input.count: is required (required)" in result.stderr
+    assert re.search(r"input\.mode: .* \(enum\)", result.stderr)
+    assert result.stdout == ""
     assert not (tasks_dir / "ran.marker").exists()
 
 
@@ -336,36 +312,46 @@ def test_valid_input_runs_the_task_with_schema_defaults_applied(manage, tasks_di
 
     assert result.returncode == 0, result.stderr
     assert (tasks_dir / "ran.marker").exists()
-    assert json.loads(result.stdout.splitlines()[-1]) == {"count": 2, "mode": "safe"}
-
-
-def test_the_task_sees_input_with_nested_defaults_and_config(manage, tasks_dir):
-    write_task(tasks_dir, "context.py", CONTEXT_TASK)
-
-    result = manage("task", "context", "--input", '{"name": "x"}', "--config", '{"batch": 10}')
-
-    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == {
-        "input": {"name": "x", "retries": 3, "options": {"verbose": False}},
-        "config": {"batch": 10},
+        "input": {"count": 2, "mode": "safe"},
         "project_id": None,
         "run_id": None,
-        "cancelled": False,
     }
 
 
-@pytest.mark.parametrize("reference", ["slug", "id"])
-def test_project_option_sets_the_project_id(manage, tasks_dir, transactional_db, reference):
+def test_the_task_sees_project_config_and_input_with_nested_defaults(
+    manage, tasks_dir, transactional_db
+):
     project = Project.objects.create(slug="acme", name="Acme")
     write_task(tasks_dir, "context.py", CONTEXT_TASK)
 
     result = manage(
         "task",
         "context",
+        "--input",
+        '{"name": "x"}',
+        "--config",
+        '{"batch": 10}',
         "--project",
-        project.slug if reference == "slug" else str(project.pk),
+        "acme",
         DATABASE_URL=database_url(),
     )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "input": {"name": "x", "retries": 3, "options": {"verbose": False}},
+        "config": {"batch": 10},
+        "project_id": str(project.pk),
+        "run_id": None,
+        "cancelled": False,
+    }
+
+
+def test_the_project_can_be_given_by_id(manage, tasks_dir, transactional_db):
+    project = Project.objects.create(slug="acme", name="Acme")
+    write_task(tasks_dir, "context.py", CONTEXT_TASK)
+
+    result = manage("task", "context", "--project", str(project.pk), DATABASE_URL=database_url())
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["project_id"] == str(project.pk)

@@ -148,3 +148,12 @@ def test_bootstrap_keeps_an_existing_project_and_admin(project, django_user_mode
     assert out == ""
     assert Project.objects.get(slug="default").name == "Renamed by an operator"
     assert django_user_model.objects.get(username="admin").check_password("kept-password")
+
+
+def test_createproject_rejects_a_slug_that_reads_as_a_project_id():
+    lookalike = "deadbeefdeadbeefdeadbeefdeadbeef"
+
+    with pytest.raises(CommandError, match="looks like a project id"):
+        run_command("createproject", lookalike)
+
+    assert not Project.objects.exists()

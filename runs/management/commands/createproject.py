@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_slug
@@ -23,6 +25,14 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{slug!r} is not a valid slug: use letters, numbers, '-' and '_'"
             ) from None
+        try:
+            uuid.UUID(slug)
+        except ValueError:
+            pass
+        else:
+            # Project.by_reference reads a UUID-shaped reference as an id, never as a slug, so
+            # such a project could not be named on the command line or in the API.
+            raise CommandError(f"{slug!r} looks like a project id; choose a slug that does not")
         # PostgreSQL refuses an over-long value with a DataError traceback; SQLite stores it.
         for option, field, value in (("slug", "slug", slug), ("--name", "name", name or "")):
             limit = Project._meta.get_field(field).max_length
