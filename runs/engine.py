@@ -279,6 +279,7 @@ class Supervisor:
         self.result: dict | None = None
         self.kill_reason: str | None = None
         self.cancel_seen = False
+        self.cancel_reason = ""
         self.cancel_kill_at = float("inf")
         self.writer: EventWriter | None = None
 
@@ -401,7 +402,7 @@ class Supervisor:
         """Look for a cancel request; heartbeat; notice if the run was taken away from us."""
         row = (
             Run.objects.filter(pk=self.run_obj.pk)
-            .values_list("status", "worker", "cancel_requested_at")
+            .values_list("status", "worker", "cancel_requested_at", "cancel_reason")
             .first()
         )
         if row is None or row[0] != RunStatus.RUNNING or row[1] != self.name:
@@ -409,6 +410,7 @@ class Supervisor:
             return
         if row[2] is not None and not self.cancel_seen:
             self.cancel_seen = True
+            self.cancel_reason = row[3] or "cancelled by request"
             grace = settings.STUDIO_CANCEL_GRACE_SECONDS
             self.cancel_kill_at = now + grace
             try:
@@ -526,7 +528,7 @@ class Supervisor:
             "updated_at": now,
         }
         if self.cancel_seen:
-            reason = "cancelled by request"
+            reason = self.cancel_reason
             if self.kill_reason == "cancel":
                 reason += (
                     f"; stopped after the {settings.STUDIO_CANCEL_GRACE_SECONDS:g}s grace period"

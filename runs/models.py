@@ -211,6 +211,7 @@ class Run(models.Model):
     resume_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=500, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

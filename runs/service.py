@@ -204,6 +204,7 @@ def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Ru
             changed = Run.objects.filter(pk=run.pk, status=status).update(
                 status=RunStatus.CANCELLED,
                 cancel_requested_at=now,
+                cancel_reason=reason[:500],
                 completed_at=now,
                 waiting_reason=None,
                 resume_at=None,
@@ -219,7 +220,7 @@ def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Ru
             return True, run
     changed = Run.objects.filter(
         pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
-    ).update(cancel_requested_at=now, updated_at=now)
+    ).update(cancel_requested_at=now, cancel_reason=reason[:500], updated_at=now)
     run.refresh_from_db()
     if changed or run.status == RunStatus.RUNNING:
         return True, run

@@ -57,16 +57,13 @@ def _settle_lost(run: Run, now) -> int:
         "detail": f"no heartbeat since {run.heartbeat_at.isoformat()}",
     }
     if run.cancel_requested_at is not None:
+        reason = f"{run.cancel_reason or 'cancelled by request'} (its worker was lost)"
         fields = {
             "status": RunStatus.CANCELLED,
             "completed_at": now,
-            "error": {
-                "message": "cancelled by request (its worker was lost)",
-                "code": "cancelled",
-                "detail": None,
-            },
+            "error": {"message": reason, "code": "cancelled", "detail": None},
         }
-        event = ("run.cancelled", {"reason": "cancelled by request (its worker was lost)"})
+        event = ("run.cancelled", {"reason": reason})
         delay = None
     elif run.attempt <= run.backoff_limit:
         delay = backoff_delay(run.attempt)

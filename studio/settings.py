@@ -123,6 +123,7 @@ INSTALLED_APPS = [
     # runs first so its run_huey (graceful shutdown, sweeper) wins over djhuey's.
     "runs",
     "studio",
+    "studio.dashboard",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -188,7 +189,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on a missing root even when serving from finders
+STATIC_ROOT.mkdir(
+    exist_ok=True
+)  # whitenoise warns on a missing root even when serving from finders
 # Serve straight from the finders in every mode, so `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

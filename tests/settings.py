@@ -16,4 +16,14 @@ os.environ.setdefault(
 
 from studio.settings import *  # noqa: E402, F403
 
+# A test database of this session's own, so two suites (a developer's and CI's, or two
+# checkouts) can run at once without destroying each other's database.
+_test_db = DATABASES["default"]  # noqa: F405
+if _test_db["ENGINE"].endswith("sqlite3"):
+    _test_db["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"studio-test-{_session}.sqlite3")
+    }
+else:
+    _test_db["TEST"] = {"NAME": f"test_{_test_db['NAME']}_{_session}"}
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -1,12 +1,8 @@
 from django.urls import path
 
-from .templatetags import studio_ui
 from .views import overview, runs, tasks, tokens
 
 app_name = "dashboard"
-
-# studio.dashboard is not an installed app (yet), so its tag library is registered by hand.
-studio_ui.install()
 
 urlpatterns = [
     path("", overview.home, name="home"),

@@ -26,20 +26,6 @@ STATUS_LABELS = {
 }
 
 
-def install() -> None:
-    """Make `{% load studio_ui %}` work although studio.dashboard is not an installed app.
-
-    Django finds tag libraries only in installed apps' `templatetags` packages; until
-    studio.dashboard is one, register this library with the Django template engines directly.
-    """
-    from django.template import engines
-    from django.template.backends.django import DjangoTemplates
-
-    for engine in engines.all():
-        if isinstance(engine, DjangoTemplates):
-            engine.engine.template_libraries.setdefault("studio_ui", register)
-
-
 @register.simple_tag
 def status_badge(run_or_status: Any) -> str:
     """A coloured badge that also says the status in words ("cancelling" while a cancel waits)."""

@@ -89,7 +89,14 @@ def launch(request, project: str, task_id: str):
 
     schema_form = SchemaForm(definition.input_schema, data=request.POST)
     options = LaunchOptionsForm(request.POST)
-    context.update(schema_form=schema_form, options=options)
+    rerun_of = None
+    if request.POST.get("rerun_of"):
+        rerun_of = (
+            Run.objects.filter(pk=request.POST["rerun_of"], project=access.project)
+            .only("id")
+            .first()
+        )
+    context.update(schema_form=schema_form, options=options, rerun_of=rerun_of)
 
     action = request.POST.get("_action", "")
     if action and schema_form.apply_action(action):
@@ -113,6 +120,7 @@ def launch(request, project: str, task_id: str):
                 backoff_limit=options.cleaned_data["backoff_limit"],
                 trigger_kind=Run.Trigger.MANUAL,
                 created_by=request.user.get_username(),
+                metadata={"rerun_of": rerun_of.pk} if rerun_of else None,
             )
         except RunError as exc:
             _file_service_errors(exc, schema_form, options)
