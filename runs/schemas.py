@@ -24,40 +24,7 @@ from pydantic import (
 )
 
 from .models import Run, RunEvent
-
-MAX_JSON_DEPTH = 64
-
-
-def _storable_text(value: str) -> str:
-    # PostgreSQL refuses NUL in text and JSON, and no database stores a lone surrogate.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
-def json_problem(value: Any) -> str | None:
-    """Why a parsed JSON value cannot be stored as it is, or None. Walks without recursion."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return f"is nested deeper than {MAX_JSON_DEPTH} levels"
-        if isinstance(item, dict):
-            for key, child in item.items():
-                stack.append((key, depth))
-                stack.append((child, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
-            try:
-                _storable_text(item)
-            except ValueError as exc:
-                return f"holds a string that {exc}"
-    return None
+from .validation import MAX_BACKOFF_LIMIT, MAX_TIMEOUT_SECONDS, json_problem, storable_text
 
 
 def _storable_json(value: Any) -> Any:
@@ -77,14 +44,12 @@ def _integral(value: Any) -> Any:
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
 
 # Column sizes of the Run model; longer strings are refused up front, not by the database.
-Text255 = Annotated[StrictStr, Field(min_length=1, max_length=255), AfterValidator(_storable_text)]
-QueryText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_storable_text)]
+Text255 = Annotated[StrictStr, Field(min_length=1, max_length=255), AfterValidator(storable_text)]
+QueryText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(storable_text)]
 JsonObject = dict[str, Any]
 StoredJsonObject = Annotated[JsonObject, AfterValidator(_storable_json)]
 
 # PositiveIntegerField's ceiling on every database Django supports.
-MAX_TIMEOUT_SECONDS = 2_147_483_647
-MAX_BACKOFF_LIMIT = 100
 
 RunStatusName = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
 TriggerKind = Literal["manual", "schedule", "webhook", "api"]

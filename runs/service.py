@@ -12,7 +12,14 @@ from django.utils import timezone
 
 from .definitions import TaskDefinition, discover
 from .models import Project, Run, RunEvent, RunStatus
-from .validation import FieldError, apply_defaults, schema_errors
+from .validation import (
+    MAX_BACKOFF_LIMIT,
+    MAX_TIMEOUT_SECONDS,
+    FieldError,
+    apply_defaults,
+    json_problem,
+    schema_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +80,13 @@ def resolve_task(target: str) -> TaskDefinition:
     return definition
 
 
-def _check_limit(name: str, value: Any, minimum: int) -> list[FieldError]:
+def _check_limit(name: str, value: Any, minimum: int, maximum: int) -> list[FieldError]:
     if value is None:
         return []
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         return [FieldError(name, f"must be an integer of at least {minimum}", "minimum")]
+    if value > maximum:
+        return [FieldError(name, f"must be at most {maximum}", "maximum")]
     return []
 
 
@@ -116,8 +125,12 @@ def create_run(
         problems.append(FieldError("input", "must be a JSON object", "type"))
     if not isinstance(config, dict):
         problems.append(FieldError("config", "must be a JSON object", "type"))
-    problems += _check_limit("timeout_seconds", timeout_seconds, 1)
-    problems += _check_limit("backoff_limit", backoff_limit, 0)
+    problems += _check_limit("timeout_seconds", timeout_seconds, 1, MAX_TIMEOUT_SECONDS)
+    problems += _check_limit("backoff_limit", backoff_limit, 0, MAX_BACKOFF_LIMIT)
+    for field_name, value in (("input", input), ("config", config)):
+        problem = json_problem(value)
+        if problem:
+            problems.append(FieldError(field_name, problem, "storable"))
     if isinstance(input, dict):
         input = apply_defaults(definition.input_schema, input)
         problems += schema_errors(definition.input_schema, input)

@@ -10,6 +10,42 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 _FORMAT_CHECKER = FormatChecker()
 
+MAX_JSON_DEPTH = 64
+MAX_TIMEOUT_SECONDS = 2_147_483_647  # the largest value the column holds on every database
+MAX_BACKOFF_LIMIT = 100
+
+
+def storable_text(value: str) -> str:
+    """`value`, or ValueError if no database would store it (PostgreSQL refuses NUL)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def json_problem(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be stored as it is, or None. Walks without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"is nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((key, depth))
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            try:
+                storable_text(item)
+            except ValueError as exc:
+                return f"holds a string that {exc}"
+    return None
+
 
 @dataclass(frozen=True)
 class FieldError:
