@@ -206,7 +206,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
             read_only=obj.scope == ApiToken.Scope.READ,
             created_by=str(request.user),
         )
-        obj.pk = token.pk
+        # Django's own "was added" message describes obj: make it the issued token.
+        obj.pk, obj.prefix, obj.created_by, obj.created_at = (
+            token.pk,
+            token.prefix,
+            token.created_by,
+            token.created_at,
+        )
         self.message_user(
             request,
             f"Token created. Copy it now, it will not be shown again: {secret}",
@@ -215,9 +221,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke_tokens(self, request, queryset):
-        for token in queryset:
+        active = list(queryset.filter(revoked_at__isnull=True))
+        for token in active:
             token.revoke()
-        self.message_user(request, f"Revoked {queryset.count()} token(s).")
+        self.message_user(request, f"Revoked {len(active)} token(s).")
 
 
 @admin.register(Membership)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -33,6 +34,29 @@ def error_dict(message: str, code: str, detail: str | None = None) -> dict:
     return {"message": message, "code": code, "detail": detail}
 
 
+def _run_coroutine(coro):
+    """Run an async task's coroutine to completion, even where this thread already runs a loop
+    (a notebook, a test driving Playwright's sync API): then on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="studio-async-task")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def execute(definition: TaskDefinition, ctx: TaskContext) -> Outcome:
     started = time.monotonic()
 
@@ -42,7 +66,7 @@ def execute(definition: TaskDefinition, ctx: TaskContext) -> Outcome:
     try:
         result = definition.run(ctx)
         if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
+            result = _run_coroutine(result)
     except BaseException as exc:  # noqa: BLE001 - a task's SystemExit is a failure, not ours
         if isinstance(exc, KeyboardInterrupt):
             raise

@@ -6,6 +6,7 @@ that names the variable instead of surfacing later as a confusing error.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from pathlib import Path
@@ -42,6 +43,8 @@ def env_number(name: str, default: float, *, minimum: float = 0, integer: bool =
     except ValueError:
         kind = "an integer" if integer else "a number"
         raise ImproperlyConfigured(f"{name}={raw!r} is not {kind}") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a finite number")
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
     return value
@@ -49,6 +52,13 @@ def env_number(name: str, default: float, *, minimum: float = 0, integer: bool =
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return env_number(name, default, minimum=minimum, integer=True)
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name) or default
+    if raw.upper() not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw.upper()
 
 
 def database_from_url(url: str) -> dict:
@@ -265,7 +275,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "runs": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
+        "runs": {
+            "handlers": ["console"],
+            "level": env_choice(
+                "STUDIO_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+            ),
+        },
         "huey": {"handlers": ["console"], "level": "WARNING"},
     },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from runs.definitions import LocalContext, TaskDefinition
@@ -77,3 +78,17 @@ def test_an_output_that_breaks_the_output_schema_fails_naming_the_field():
     assert outcome.error["code"] == "output_invalid"
     assert "output.synced" in outcome.error["message"]
     assert outcome.output == {"synced": "3"}
+
+
+def test_an_async_task_runs_even_where_an_event_loop_is_already_running():
+    async def run(ctx):
+        await asyncio.sleep(0)
+        return {"n": ctx.input["n"]}
+
+    definition = TaskDefinition(id="a", run=run, name="a")
+
+    async def caller():  # e.g. a notebook cell, or Playwright's sync API in a test session
+        return execute(definition, LocalContext(input={"n": 3}))
+
+    outcome = asyncio.run(caller())
+    assert (outcome.ok, outcome.output) == (True, {"n": 3})

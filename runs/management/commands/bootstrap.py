@@ -22,7 +22,12 @@ class Command(BaseCommand):
             self.stdout.write(f"Created project 'default' ({project.pk})")
         User = get_user_model()
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
-        if User.objects.filter(username=username).exists():
+        existing = User.objects.filter(username=username).first()
+        if existing is not None:
+            if created:  # a new default project: its admin should be able to open it
+                Membership.objects.get_or_create(
+                    project=project, user=existing, defaults={"role": Membership.Role.ADMIN}
+                )
             return
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
         generated = not password
