@@ -169,6 +169,12 @@ def _become_child(out_w: int, err_w: int, ev_w: int, ctl_r: int) -> None:  # pra
             del os.environ[name]
 
 
+def exit_code_of(wait_status: int) -> int:
+    """A waitpid status as shells report it: the exit code, or 128+N when killed by signal N."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
 def _max_fd() -> int:
     try:
         return os.sysconf("SC_OPEN_MAX")

@@ -23,15 +23,16 @@ import time
 from collections import Counter
 from datetime import timedelta
 from json.encoder import encode_basestring_ascii as encode_json_string
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .child import Child, spawn
 from .definitions import TaskDefinition, discover
 from .models import Run, RunEvent, RunStatus
+from .zygote import ForkServer, RemoteChild
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,22 @@ def begin_drain(grace_seconds: float) -> None:
     """Stop claiming runs; runs still going after `grace_seconds` are handed back to the queue."""
     _drain_deadline[0] = min(_drain_deadline[0], time.monotonic() + grace_seconds)
     _drain.set()
+
+
+_fork_server: ForkServer | None = None
+_fork_server_lock = threading.Lock()
+
+
+def fork_server() -> ForkServer:
+    """This process's zygote for the configured tasks directory (started on first use)."""
+    global _fork_server
+    with _fork_server_lock:
+        tasks_dir = Path(settings.STUDIO_TASKS_DIR)
+        if _fork_server is None or _fork_server.tasks_dir != tasks_dir:
+            if _fork_server is not None:
+                _fork_server.stop()
+            _fork_server = ForkServer(tasks_dir)
+        return _fork_server
 
 
 def worker_name() -> str:
@@ -282,6 +299,8 @@ class Supervisor:
         self.cancel_reason = ""
         self.cancel_kill_at = float("inf")
         self.writer: EventWriter | None = None
+        self.spawn_error: str | None = None
+        self.exit_code: int | None = None
 
     # The loop ------------------------------------------------------------------------------
 
@@ -297,40 +316,43 @@ class Supervisor:
             {"attempt": run.attempt, "worker": self.name},
             run.started_at or timezone.now(),
         )
-        child = spawn(
-            self.definition,
-            input=run.input,
-            config=run.config,
-            project_id=str(run.project_id),
-            run_id=run.pk,
-            attempt=run.attempt,
-        )
+        try:
+            child = fork_server().spawn(
+                self.definition.id,
+                input=run.input,
+                config=run.config,
+                project_id=str(run.project_id),
+                run_id=run.pk,
+                attempt=run.attempt,
+            )
+        except Exception as exc:  # no process was started: fail (or retry) the attempt
+            log.exception("%s: could not start the task process", run.pk)
+            self.spawn_error = f"could not start the task process: {exc}"
+            self.duration_ms = 0
+            self._finish(None)
+            return
         self.child = child
         try:
             self._watch(child)
             exit_code = self._reap(child)
         finally:
-            for fd in (child.stdout_fd, child.stderr_fd, child.events_fd, child.control_fd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            child.close()
         self.duration_ms = int((time.monotonic() - started) * 1000)
         self._finish(exit_code)
 
-    def _watch(self, child: Child) -> None:
+    def _watch(self, child: RemoteChild) -> None:
         sel = selectors.DefaultSelector()
         streams = {child.stdout_fd: "stdout", child.stderr_fd: "stderr", child.events_fd: "events"}
         for fd, name in streams.items():
             sel.register(fd, selectors.EVENT_READ, name)
-        pidfd = os.pidfd_open(child.pid)
-        sel.register(pidfd, selectors.EVENT_READ, "exit")
+        sel.register(child.status, selectors.EVENT_READ, "exit")  # the zygote reports the exit
         try:
             exited = False
             while not exited:
                 timeout = max(0.0, self._next_wakeup() - time.monotonic())
                 for key, _ in sel.select(timeout):
                     if key.data == "exit":
+                        self.exit_code = child.read_exit_code()
                         exited = True
                     elif not self._read(key.fd, key.data):
                         sel.unregister(key.fd)
@@ -351,7 +373,6 @@ class Supervisor:
                     self.partial[name] = b""
         finally:
             sel.close()
-            os.close(pidfd)
 
     def _next_wakeup(self) -> float:
         wake = min(self.next_check, self.deadline, self.cancel_kill_at)
@@ -433,14 +454,12 @@ class Supervisor:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def _reap(self, child: Child) -> int:
-        _, status = os.waitpid(child.pid, 0)
+    def _reap(self, child: RemoteChild) -> int | None:
         try:
             os.killpg(child.pid, signal.SIGKILL)  # whatever the task left behind goes with it
         except (ProcessLookupError, PermissionError):
             pass
-        code = os.waitstatus_to_exitcode(status)
-        return 128 - code if code < 0 else code  # killed by signal N -> 128+N, as shells report it
+        return self.exit_code
 
     # Events ----------------------------------------------------------------------------------
 
@@ -561,7 +580,15 @@ class Supervisor:
         if self.definition.concurrency_limit:
             enqueue_next_in_line(self.definition.target, self.definition.concurrency_limit)
 
-    def _failure(self, result: dict, exit_code: int) -> dict:
+    def _failure(self, result: dict, exit_code: int | None) -> dict:
+        if self.spawn_error:
+            return {"message": self.spawn_error, "code": "spawn_failed", "detail": None}
+        if exit_code is None:
+            return {
+                "message": "the task process was lost with its fork server (killed from outside Studio?)",
+                "code": "process_died",
+                "detail": None,
+            }
         if self.kill_reason == "timeout":
             limit = self.run_obj.timeout_seconds
             return {

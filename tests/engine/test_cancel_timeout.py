@@ -112,24 +112,30 @@ def test_cancelling_a_run_waiting_to_retry_cancels_it(start_test_worker, create)
     assert run.resume_at is None
 
 
-def test_no_worker_process_remains_after_a_cancel(start_test_worker, create):
-    worker = start_test_worker(STUDIO_CANCEL_GRACE_SECONDS=0.5)
+def test_nothing_of_a_cancelled_run_remains_in_its_process_group(start_test_worker, create):
+    start_test_worker(STUDIO_CANCEL_GRACE_SECONDS=0.5)
     run = create("stubborn")
     spawned_pid(run)
+    task_pid = int(
+        run.events.get(event_type="log", payload__line__startswith="spawned")
+        .payload["line"]
+        .split()[-1]
+    )
+    assert in_group(task_pid)  # the task and its `sleep 600`
     service.cancel_run(run)
     wait_status(run, "cancelled")
-
-    def children_of(pid):
-        return [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == pid]
-
-    wait_for(
-        lambda: children_of(worker.pid) == [], 5, message="no child processes under the worker"
-    )
+    wait_for(lambda: not in_group(task_pid), 5, message=f"process group {task_pid} to be empty")
 
 
-def _ppid(pid: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
+def in_group(pgid: int) -> list[int]:
+    """Live processes whose process group is `pgid` (zombies count as gone)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(pid))
+    return found

@@ -7,8 +7,10 @@ from huey.contrib.djhuey import HUEY
 
 from runs import service
 from runs.models import Run, RunEvent
+from tests.workers import wait_for
 
 from .conftest import event_types, wait_status
+from .test_cancel_timeout import in_group
 
 pytestmark = pytest.mark.worker
 
@@ -22,8 +24,19 @@ FAST_SWEEP = {
 def test_a_run_of_a_worker_killed_with_sigkill_ends_worker_lost(start_test_worker, create):
     doomed = start_test_worker(**FAST_SWEEP)
     run = create("sleeper", input={"seconds": 600})
-    wait_status(run, "running")
+    line = wait_for(
+        lambda: run.events.filter(payload__line__startswith="sleeping in").first(),
+        20,
+        message="start",
+    )
+    task_pid = int(line.payload["line"].split()[-1])
     doomed.kill()
+    # The run's process dies with its worker (worker -> fork server -> child, each PDEATHSIG).
+    wait_for(
+        lambda: not in_group(task_pid),
+        10,
+        message=f"task process {task_pid} to die with its worker",
+    )
 
     start_test_worker(**FAST_SWEEP)  # its sweeper notices the silence
     wait_status(run, "failed")

@@ -1,3 +1,4 @@
+import os
 import time
 
 from runs.definitions import task
@@ -7,6 +8,6 @@ from runs.definitions import task
     name="Sleeper", input_schema={"type": "object", "properties": {"seconds": {"type": "number"}}}
 )
 def run(ctx):
-    print("sleeping", flush=True)
+    print(f"sleeping in {os.getpid()}", flush=True)
     time.sleep(ctx.input.get("seconds", 1))
     return {"slept": ctx.input.get("seconds", 1)}

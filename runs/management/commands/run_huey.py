@@ -31,6 +31,8 @@ class StudioConsumer(Consumer):
             len(found.errors),
             self.workers,
         )
+        # Started from this (main) thread: the zygote dies with the process, not with a thread.
+        engine.fork_server().start()
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
         super().start()
