@@ -706,10 +706,11 @@ def insert_events(run_id: str, rows: list[tuple[str, object, object]]) -> None:
                 if created_at is not last_at:
                     last_at, stamp = created_at, adapt(created_at)
                 params.append((run_id, event_type, _to_json(payload), stamp))
-            cursor.executemany(
-                f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES (%s, %s, %s, %s)",
-                params,
-            )
+            with transaction.atomic():  # in autocommit, executemany would commit every row
+                cursor.executemany(
+                    f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES (%s, %s, %s, %s)",
+                    params,
+                )
 
 
 def backoff_delay(failed_attempt: int) -> float:
