@@ -135,7 +135,7 @@ def spawn(
 
 def _become_child(out_w: int, err_w: int, ev_w: int, ctl_r: int) -> None:  # pragma: no cover
     os.setsid()  # own process group: a kill reaches everything the task spawned
-    _die_with_parent()
+    die_with_parent()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_DFL)
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -182,12 +182,13 @@ def _max_fd() -> int:
         return 65536
 
 
-def _die_with_parent() -> None:  # pragma: no cover
-    """Ask Linux to SIGKILL us if the worker dies, so no orphan keeps running a lost run."""
+def die_with_parent(signum: int = signal.SIGKILL) -> None:  # pragma: no cover
+    """Ask Linux to send us `signum` when our parent dies, so nothing Studio starts (a run's
+    process, the fork server, serve's web server and worker) outlives what started it."""
     parent = os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
     except (OSError, AttributeError):
         return
     if os.getppid() != parent:  # the parent died before prctl took effect

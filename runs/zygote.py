@@ -161,10 +161,10 @@ def _read_request(conn: socket.socket) -> dict:
 
 
 def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
-    from .child import _die_with_parent, exit_code_of, spawn
+    from .child import die_with_parent, exit_code_of, spawn
     from .definitions import TaskRegistry
 
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != worker_pid:
         return
     registry = TaskRegistry(Path(tasks_dir))

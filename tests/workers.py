@@ -13,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from runs.child import die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_TASKS = ROOT / "tasks"
 TEST_TASKS = Path(__file__).resolve().parent / "task_files"
@@ -70,6 +72,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=lambda: die_with_parent(signal.SIGKILL),  # no orphans if pytest is killed
         )
         threading.Thread(target=self._collect, daemon=True).start()
         wait_for(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 
 from runs.definitions import LocalContext, TaskDefinition
 from runs.runner import execute
@@ -90,5 +91,10 @@ def test_an_async_task_runs_even_where_an_event_loop_is_already_running():
     async def caller():  # e.g. a notebook cell, or Playwright's sync API in a test session
         return execute(definition, LocalContext(input={"n": 3}))
 
-    outcome = asyncio.run(caller())
+    # On a thread of its own, so the test does not depend on what else runs a loop here.
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(outcome=asyncio.run(caller())))
+    thread.start()
+    thread.join(30)
+    outcome = box["outcome"]
     assert (outcome.ok, outcome.output) == (True, {"n": 3})

@@ -17,7 +17,15 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from runs.child import die_with_parent
+
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
+
+
+def drained_with_parent() -> None:
+    # If serve itself is killed (even with SIGKILL), its children get SIGTERM and shut down
+    # cleanly instead of running on as orphans. (serve is single-threaded: preexec_fn is safe.)
+    die_with_parent(signal.SIGTERM)
 
 
 class Command(BaseCommand):
@@ -51,7 +59,9 @@ class Command(BaseCommand):
 
         if not no_worker:
             children["worker"] = subprocess.Popen(
-                [sys.executable, MANAGE, "run_huey", "--skip-checks"], stdin=subprocess.DEVNULL
+                [sys.executable, MANAGE, "run_huey", "--skip-checks"],
+                stdin=subprocess.DEVNULL,
+                preexec_fn=drained_with_parent,
             )
         children["web"] = subprocess.Popen(
             [
@@ -76,6 +86,7 @@ class Command(BaseCommand):
             ],
             cwd=settings.BASE_DIR,
             stdin=subprocess.DEVNULL,
+            preexec_fn=drained_with_parent,
         )
         url = f"http://{host}:{port}"
         self.stdout.write(
