@@ -82,7 +82,12 @@ def spawn(
     err_r, err_w = os.pipe()
     ev_r, ev_w = os.pipe()
     ctl_r, ctl_w = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (out_r, out_w, err_r, err_w, ev_r, ev_w, ctl_r, ctl_w):
+            os.close(fd)
+        raise
     if pid == 0:  # pragma: no cover - runs in the child; covered by the engine tests
         code = 70
         try:
@@ -138,6 +143,7 @@ def _become_child(out_w: int, err_w: int, ev_w: int, ctl_r: int) -> None:  # pra
     die_with_parent()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)  # the fork server's; a task's own signal handlers must not write to it
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(out_w, 1)

@@ -26,7 +26,17 @@ from jsonschema.exceptions import SchemaError
 MARKER = "__studio_task__"
 
 # Never handed to a task: Studio's own settings and secrets.
-HIDDEN_ENV_NAMES = {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+HIDDEN_ENV_NAMES = {
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DJANGO_SETTINGS_MODULE",
+    # libpq and Redis clients read these: Studio's own credentials when it runs with them
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSERVICEFILE",
+    "REDIS_PASSWORD",
+}
 HIDDEN_ENV_PREFIXES = ("STUDIO_", "DJANGO_")
 
 IGNORED_DIRS = {"__pycache__", "node_modules", "tests", "venv", ".venv", "env", "site-packages"}
@@ -137,7 +147,9 @@ class TaskContext:
         """Record a structured event in the run's event stream."""
         if not isinstance(event_type, str) or not event_type:
             raise ValueError("event_type must be a non-empty string")
-        if event_type.startswith("run.") or event_type in ("log", "progress"):
+        if len(event_type) > 100:
+            raise ValueError("event_type must be at most 100 characters")
+        if event_type.startswith("run.") or event_type in ("log", "progress", "events.dropped"):
             raise ValueError(f"event_type {event_type!r} is reserved for Studio")
         self._emit(event_type, payload if payload is not None else {})
 

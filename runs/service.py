@@ -210,34 +210,41 @@ def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Ru
     """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
     if the run had already finished. A running run is stopped by its worker: this only records
     the request, and the worker ends the run as `cancelled`."""
-    now = timezone.now()
-    for status in (RunStatus.PENDING, RunStatus.WAITING):
-        # Conditional: a worker may be claiming this very run right now.
-        with transaction.atomic():
-            changed = Run.objects.filter(pk=run.pk, status=status).update(
-                status=RunStatus.CANCELLED,
-                cancel_requested_at=now,
-                cancel_reason=reason[:500],
-                completed_at=now,
-                waiting_reason=None,
-                resume_at=None,
-                error={"message": reason, "code": "cancelled", "detail": None},
-                updated_at=now,
-            )
-            if changed:
-                RunEvent.objects.create(
-                    run_id=run.pk, event_type="run.cancelled", payload={"reason": reason}
-                )
-        if changed:
+    reason = reason[:500]
+    # Each step is conditional on the status it saw; if the run moved on in between (claimed,
+    # retried, handed back), look again.
+    for _ in range(10):
+        now = timezone.now()
+        status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        if status in (RunStatus.PENDING, RunStatus.WAITING):
+            with transaction.atomic():
+                if Run.objects.filter(pk=run.pk, status=status).update(
+                    status=RunStatus.CANCELLED,
+                    cancel_requested_at=now,
+                    cancel_reason=reason,
+                    completed_at=now,
+                    waiting_reason=None,
+                    resume_at=None,
+                    error={"message": reason, "code": "cancelled", "detail": None},
+                    updated_at=now,
+                ):
+                    RunEvent.objects.create(
+                        run_id=run.pk, event_type="run.cancelled", payload={"reason": reason}
+                    )
+                    break
+        elif status == RunStatus.RUNNING:
+            Run.objects.filter(
+                pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
+            ).update(cancel_requested_at=now, cancel_reason=reason, updated_at=now)
+            if Run.objects.filter(
+                pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=False
+            ).exists():
+                break
+        else:  # finished (or gone)
             run.refresh_from_db()
-            return True, run
-    changed = Run.objects.filter(
-        pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
-    ).update(cancel_requested_at=now, cancel_reason=reason[:500], updated_at=now)
+            return False, run
     run.refresh_from_db()
-    if changed or run.status == RunStatus.RUNNING:
-        return True, run
-    return False, run
+    return run.status == RunStatus.CANCELLED or run.cancelling, run
 
 
 def rerun(

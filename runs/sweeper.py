@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from .engine import backoff_delay
+from .definitions import discover
+from .engine import backoff_delay, enqueue_next_in_line
 from .models import Run, RunEvent, RunStatus
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,36 @@ log = logging.getLogger(__name__)
 
 def sweep() -> dict[str, int]:
     """One pass: finish or retry runs of dead workers, re-enqueue runs whose message was lost."""
-    return {"lost": _reap_lost_runs(), "requeued": _requeue_forgotten_runs()}
+    return {
+        "lost": _reap_lost_runs(),
+        "cancelled": _cancel_requested_idle_runs(),
+        "requeued": _requeue_forgotten_runs(),
+    }
+
+
+def _cancel_requested_idle_runs() -> int:
+    """Pending or waiting runs with a cancel request (a cancel that raced a retry or a
+    hand-back): workers no longer claim them, so end them here."""
+    count = 0
+    for pk, status, reason in Run.objects.filter(
+        status__in=[RunStatus.PENDING, RunStatus.WAITING], cancel_requested_at__isnull=False
+    ).values_list("pk", "status", "cancel_reason")[:500]:
+        now = timezone.now()
+        reason = reason or "cancelled by request"
+        with transaction.atomic():
+            if Run.objects.filter(pk=pk, status=status).update(
+                status=RunStatus.CANCELLED,
+                completed_at=now,
+                updated_at=now,
+                waiting_reason=None,
+                resume_at=None,
+                error={"message": reason, "code": "cancelled", "detail": None},
+            ):
+                RunEvent.objects.create(
+                    run_id=pk, event_type="run.cancelled", payload={"reason": reason}
+                )
+                count += 1
+    return count
 
 
 def _reap_lost_runs() -> int:
@@ -31,6 +61,7 @@ def _reap_lost_runs() -> int:
     count = 0
     for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale).only(
         "pk",
+        "target",
         "worker",
         "attempt",
         "backoff_limit",
@@ -97,6 +128,9 @@ def _settle_lost(run: Run, now) -> int:
     log.warning("%s: worker %s lost; run is now %s", run.pk, run.worker, fields["status"])
     if delay is not None:
         enqueue(run.pk, delay=delay)
+    definition = discover().get(run.target.removeprefix("task:"))
+    if definition is not None and definition.concurrency_limit:
+        enqueue_next_in_line(definition.target, definition.concurrency_limit)  # its slot is free
     return 1
 
 

@@ -11,14 +11,17 @@ Protocol, one Unix stream connection per run:
   zygote -> worker   one JSON line {"pid": N} carrying the child's pipe ends as SCM_RIGHTS
                      [stdout, stderr, events, control], or {"error": "..."}
   zygote -> worker   later, one JSON line {"exit": code} once the child has exited; then EOF
-The zygote dies with its worker (PDEATHSIG), and the children die with the zygote.
+The socket lives in a private (0700) directory. The zygote dies with its worker; on the way out
+it kills every run's process group, and each child also dies with the zygote (PDEATHSIG).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+HANDSHAKE_TIMEOUT = 30.0
 
 
 @dataclass
@@ -68,15 +72,16 @@ class ForkServer:
 
     def __init__(self, tasks_dir: Path):
         self.tasks_dir = Path(tasks_dir)
-        self.path = os.path.join(
-            tempfile.gettempdir(), f"studio-zygote-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
-        )
+        self.dir: str | None = None
+        self.path = ""
         self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()
 
     def spawn(self, task_id: str, **request) -> RemoteChild:
         conn = self._connect()
+        fds: list[int] = []
         try:
+            conn.settimeout(HANDSHAKE_TIMEOUT)  # a stuck fork server must not hang the worker
             conn.sendall(json.dumps({"task_id": task_id, **request}, default=str).encode() + b"\n")
             message, fds, _, _ = socket.recv_fds(conn, 65536, 4)
             reply = json.loads(message.split(b"\n", 1)[0])
@@ -84,7 +89,10 @@ class ForkServer:
                 raise RuntimeError(reply["error"])
             if len(fds) != 4:
                 raise RuntimeError(f"the fork server sent {len(fds)} descriptors, expected 4")
+            conn.settimeout(None)
         except BaseException:
+            for fd in fds:
+                os.close(fd)
             conn.close()
             raise
         return RemoteChild(reply["pid"], *fds, status=conn)
@@ -107,21 +115,38 @@ class ForkServer:
     def _start(self) -> None:
         from .definitions import filtered_env
 
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="studio-zygote-")  # 0700: only this user connects
+            atexit.register(self.stop)
+        self.path = os.path.join(self.dir, f"{uuid.uuid4().hex[:8]}.sock")
         root = Path(__file__).resolve().parent.parent
         env = filtered_env()  # the zygote and its children never see Studio's secrets
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(root), os.environ.get("PYTHONPATH", "")])
         )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runs.zygote", self.path, str(self.tasks_dir), str(os.getpid())],
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
+        started = threading.Event()
+
+        def keeper() -> None:
+            # Linux sends PDEATHSIG when the *thread* that forked the zygote ends, so fork it
+            # from a thread that lives exactly as long as the zygote.
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "runs.zygote",
+                    self.path,
+                    str(self.tasks_dir),
+                    str(os.getpid()),
+                ],
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+            started.set()
+            self.proc.wait()
+
+        threading.Thread(target=keeper, name="studio-fork-server", daemon=True).start()
+        started.wait()
         deadline = time.monotonic() + 30
         while not os.path.exists(self.path):
             if self.proc.poll() is not None:
@@ -139,16 +164,15 @@ class ForkServer:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --- the zygote process itself ------------------------------------------------------------------
 
 
 def _read_request(conn: socket.socket) -> dict:
+    conn.settimeout(5)  # one silent client must not block every other run's fork
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(1 << 16)
@@ -160,11 +184,29 @@ def _read_request(conn: socket.socket) -> dict:
     return json.loads(data)
 
 
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
     from .child import die_with_parent, exit_code_of, spawn
     from .definitions import TaskRegistry
 
-    die_with_parent()
+    waiting: dict[int, socket.socket] = {}
+
+    def end(*_) -> None:
+        # The worker is gone (PDEATHSIG) or we were told to stop: take every run's process group
+        # with us, including what the tasks spawned.
+        for pid in list(waiting):
+            _kill_group(pid)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, end)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the worker, which drains first
+    die_with_parent(signal.SIGTERM)
     if os.getppid() != worker_pid:
         return
     registry = TaskRegistry(Path(tasks_dir))
@@ -174,7 +216,6 @@ def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".tmp")
     os.rename(path + ".tmp", path)  # the path appears only once it accepts connections
@@ -182,11 +223,13 @@ def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(wake_r, selectors.EVENT_READ, "signal")
-    waiting: dict[int, socket.socket] = {}
     while True:
         for key, _ in sel.select():
             if key.data == "accept":
-                conn, _ = listener.accept()
+                try:
+                    conn, _ = listener.accept()
+                except OSError:  # e.g. out of descriptors: that client sees the failure
+                    continue
                 try:
                     request = _read_request(conn)
                     definition = registry.discover().get(request["task_id"])
@@ -205,15 +248,18 @@ def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
                         conn.sendall(
                             json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n"
                         )
-                    finally:
-                        conn.close()
+                    except OSError:
+                        pass
+                    conn.close()
                     continue
                 fds = [child.stdout_fd, child.stderr_fd, child.events_fd, child.control_fd]
                 try:
                     socket.send_fds(conn, [json.dumps({"pid": child.pid}).encode() + b"\n"], fds)
+                    conn.settimeout(None)
                     waiting[child.pid] = conn
-                except OSError:
+                except OSError:  # the worker went away: nobody would supervise this child
                     conn.close()
+                    _kill_group(child.pid)
                 finally:
                     for fd in fds:
                         os.close(fd)

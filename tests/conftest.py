@@ -34,6 +34,8 @@ def start_worker(transactional_db):
     yield start
     for worker in started:
         worker.stop()
+        # Shown by pytest only when the test failed: what the worker said while it ran.
+        print(f"--- worker {worker.pid} log ---\n{worker.log}")
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 
 from .conftest import event_types, wait_status
@@ -155,3 +158,49 @@ def test_a_chatty_run_keeps_every_line_in_order(start_test_worker, create):
     assert lines[0] == "line 0 " and lines[-1] == "line 19999 "
     assert lines == [f"line {i} " for i in range(20000)]
     assert event_types(run)[-1] == "run.completed"
+
+
+def test_output_no_database_stores_and_junk_on_the_event_pipe_do_not_break_the_run(
+    start_test_worker, create
+):
+    start_test_worker()
+    run = create("garbage")
+    wait_status(run, "completed")
+    assert run.output == {"nul": "x\ufffdy"}
+    lines = [e.payload["line"] for e in run.events.filter(event_type="log").order_by("id")]
+    assert "nul \ufffd byte" in lines
+    assert any(line.startswith("[studio] unreadable message") for line in lines)
+    assert (
+        sum(line.startswith("[studio] dropped an event with an invalid type") for line in lines)
+        == 2
+    )
+    assert run.events.get(event_type="with.nul").payload == {"text": "a\ufffdb"}
+    assert event_types(run).count("run.completed") == 1  # the forged one was dropped
+
+
+def test_the_fork_server_survives_a_client_that_hangs_up(start_test_worker, create):
+    worker = start_test_worker()
+    wait_status(create("echo"), "completed")
+    zygote_pid, socket_path = fork_server_of(worker.pid)
+
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(socket_path)
+    client.close()  # connect and hang up without a request
+
+    wait_status(create("echo"), "completed")
+    assert fork_server_of(worker.pid)[0] == zygote_pid  # the same process, not a restarted one
+
+
+def fork_server_of(worker_pid: int) -> tuple[int, str]:
+    """The pid and socket path of a worker's fork server (its `python -m runs.zygote` child)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode().split("\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if ppid == worker_pid and "runs.zygote" in argv:
+            return int(pid), argv[argv.index("runs.zygote") + 1]
+    raise AssertionError(f"worker {worker_pid} has no fork server")

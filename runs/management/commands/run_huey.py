@@ -38,13 +38,16 @@ class StudioConsumer(Consumer):
         super().start()
 
     def stop(self, graceful=False):
+        # SIGTERM drains with the grace period; SIGINT (Ctrl+C) drains with none: running runs
+        # are stopped and handed back at once. Either way the threads are joined, so no run is
+        # left half-finished when the process exits. A second Ctrl+C stops without waiting.
         grace = settings.STUDIO_SHUTDOWN_GRACE_SECONDS if graceful else 0
         log.info(
             "worker stopping: running runs get %ss to finish before they are handed back", grace
         )
         engine.begin_drain(grace)
         self._sweeper_stop.set()
-        super().stop(graceful=graceful)
+        super().stop(graceful=True)
 
 
 class Command(HueyCommand):

@@ -62,6 +62,7 @@ class Command(BaseCommand):
                 [sys.executable, MANAGE, "run_huey", "--skip-checks"],
                 stdin=subprocess.DEVNULL,
                 preexec_fn=drained_with_parent,
+                start_new_session=True,  # Ctrl+C reaches serve only; serve drains them
             )
         children["web"] = subprocess.Popen(
             [
@@ -87,6 +88,7 @@ class Command(BaseCommand):
             cwd=settings.BASE_DIR,
             stdin=subprocess.DEVNULL,
             preexec_fn=drained_with_parent,
+            start_new_session=True,  # Ctrl+C reaches serve only; serve drains them
         )
         url = f"http://{host}:{port}"
         self.stdout.write(

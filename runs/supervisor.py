@@ -1,0 +1,688 @@
+"""Supervising one run attempt: the worker thread's side of a running child process.
+
+The Supervisor reads the child's stdout, stderr and event pipes, turns them into RunEvent rows in
+time- and size-bounded batches, looks for cancel requests, heartbeats, enforces the timeout and
+the shutdown deadline, and kills the child's whole process group when it has to. It ends with one
+conditional UPDATE guarded by the worker's name, so a run the sweeper took away is never touched.
+
+Whatever goes wrong here (a database outage, a task writing garbage into its pipes), the child is
+killed before the Supervisor lets go of it: an unsupervised process could run beside a retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import selectors
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from json.encoder import encode_basestring_ascii as encode_json_string
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from . import engine
+from .definitions import TaskDefinition
+from .models import Run, RunEvent, RunStatus
+from .zygote import RemoteChild
+
+log = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 0.5  # how often to look for cancel requests and lost ownership
+READ_CHUNK = 1 << 16
+WRITER_THRESHOLD = 500  # a batch this big means a chatty run: store its events on a writer thread
+EXIT_REPORT_WAIT = 10.0  # after a kill, how long to wait for the fork server's exit report
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # one ctx event or the result, as JSON
+RESERVED_EVENT_TYPES = ("log", "events.dropped")
+
+
+class LogTail:
+    """The run's `logs` text: the newest `limit` bytes, with a visible marker when cut."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.lines: list[str] = []
+        self.size = 0
+        self.dropped_bytes = 0
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line) + 1
+        if self.size > 2 * self.limit:  # trim in bulk now and then, not on every line
+            self._trim()
+
+    def _trim(self) -> None:
+        cut = 0
+        while self.size > self.limit and cut < len(self.lines) - 1:
+            gone = len(self.lines[cut]) + 1
+            self.size -= gone
+            self.dropped_bytes += gone
+            cut += 1
+        del self.lines[:cut]
+
+    def text(self) -> str:
+        self._trim()
+        body = "\n".join(self.lines) + ("\n" if self.lines else "")
+        if self.dropped_bytes:
+            marker = f"[... {self.dropped_bytes} earlier bytes of output truncated; the event log has every line ...]\n"
+            return marker + body
+        return body
+
+
+class RawJSON(str):
+    """A payload already encoded as JSON (log lines: encoded once, by the C encoder)."""
+
+
+def scrub(value):
+    """`value` with what no database stores replaced: NUL, and lone surrogates, in any string."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
+class EventWriter(threading.Thread):
+    """Writes a chatty run's event batches on its own connection, in order, so that reading
+    the task's output and storing it overlap. A bounded queue makes a slow database slow the
+    task down (its pipe fills) instead of growing memory."""
+
+    def __init__(self, run_id: str):
+        super().__init__(name=f"events-{run_id}", daemon=True)
+        self.run_id = run_id
+        self.batches: queue.Queue = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self.abandoned = False
+
+    def run(self) -> None:
+        try:
+            while (batch := self.batches.get()) is not None:
+                if self.error is None and not self.abandoned:
+                    try:
+                        insert_events(self.run_id, batch)
+                    except BaseException as exc:  # reported by close() and seen by the Supervisor
+                        self.error = exc
+        finally:
+            connection.close()
+
+    def close(self, *, abandon: bool = False) -> None:
+        """Wait until every batch is written (or, abandoning, dropped); raise what failed."""
+        self.abandoned = self.abandoned or abandon
+        self.batches.put(None)
+        self.join()
+        if self.error is not None and not self.abandoned:
+            raise self.error
+
+
+class Supervisor:
+    def __init__(self, run: Run, definition: TaskDefinition, first_start: bool = False):
+        self.run_obj = run
+        self.definition = definition
+        self.name = run.worker
+        self.max_events = settings.STUDIO_MAX_EVENTS_PER_RUN
+        self.max_event_bytes = settings.STUDIO_MAX_EVENT_BYTES
+        self.flush_seconds = settings.STUDIO_EVENT_FLUSH_SECONDS
+        self.batch_size = settings.STUDIO_EVENT_BATCH_SIZE
+        self.buffer: list[tuple[str, object, object]] = []  # (event_type, payload, created_at)
+        self.buffer_since = 0.0
+        # Events already stored count towards the cap: just run.created on a first start,
+        # otherwise whatever earlier attempts left (counted when first needed).
+        self.stored: int | None = 1 if first_start else None
+        self.dropped: Counter[str] = Counter()
+        self.logs = LogTail(settings.STUDIO_MAX_LOG_BYTES)
+        self.partial = {"stdout": bytearray(), "stderr": bytearray(), "events": bytearray()}
+        self.skipping_message = False  # inside an over-long event line, dropping it
+        self.oversized_messages = 0
+        self.result: dict | None = None
+        self.kill_reason: str | None = None
+        self.cancel_seen = False
+        self.cancel_reason = ""
+        self.cancel_kill_at = float("inf")
+        self.writer: EventWriter | None = None
+        self.spawn_error: str | None = None
+        self.internal_error: str | None = None
+        self.exit_code: int | None = None
+        self.child: RemoteChild | None = None
+
+    # The loop ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        run = self.run_obj
+        started = time.monotonic()
+        self.deadline = started + (run.timeout_seconds or settings.STUDIO_DEFAULT_TIMEOUT_SECONDS)
+        self.next_check = started + CHECK_INTERVAL
+        self.next_heartbeat = started + settings.STUDIO_HEARTBEAT_SECONDS
+        self.last_contact = started  # the last time the database answered us
+        # Written with the first batch (or the final write), saving a round trip per run.
+        self._add(
+            "run.started",
+            {"attempt": run.attempt, "worker": self.name},
+            run.started_at or timezone.now(),
+        )
+        try:
+            try:
+                self.child = engine.fork_server().spawn(
+                    self.definition.id,
+                    input=run.input,
+                    config=run.config,
+                    project_id=str(run.project_id),
+                    run_id=run.pk,
+                    attempt=run.attempt,
+                )
+            except Exception as exc:  # no process was started: fail (or retry) the attempt
+                log.exception("%s: could not start the task process", run.pk)
+                self.spawn_error = f"could not start the task process: {exc}"
+            else:
+                try:
+                    self._watch(self.child)
+                except Exception as exc:  # never leave the task running without its supervisor
+                    log.exception("%s: supervising the run failed; stopping its process", run.pk)
+                    self.internal_error = f"{type(exc).__name__}: {exc}"
+                    self._kill("internal")
+                finally:
+                    self._kill_group()
+                    self.child.close()
+            self.duration_ms = int((time.monotonic() - started) * 1000)
+            self._finish()
+        except Exception:
+            # The database is unreachable even for the final write: the process is gone, so the
+            # sweeper settles the run (worker_lost, or a retry) once its heartbeat is stale.
+            log.exception(
+                "%s: could not record the end of the run; the sweeper will settle it", run.pk
+            )
+            if self.writer is not None:
+                self.writer.close(abandon=True)
+        finally:
+            if self.definition.concurrency_limit:
+                engine.enqueue_next_in_line(
+                    self.definition.target, self.definition.concurrency_limit
+                )
+
+    def _watch(self, child: RemoteChild) -> None:
+        sel = selectors.DefaultSelector()
+        streams = {"stdout": child.stdout_fd, "stderr": child.stderr_fd, "events": child.events_fd}
+        for name, fd in streams.items():
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ, name)
+        sel.register(child.status, selectors.EVENT_READ, "exit")  # the fork server reports the exit
+        open_streams = set(streams)
+        exit_report_by = float("inf")
+        try:
+            while True:
+                timeout = max(0.0, min(self._next_wakeup(), exit_report_by) - time.monotonic())
+                ready = {key.data for key, _ in sel.select(timeout)}
+                if "events" in ready:
+                    # A task flushes its output before each ctx event: store that output first.
+                    ready |= {"stdout", "stderr"} & open_streams
+                for name in ("stdout", "stderr", "events"):
+                    if (
+                        name in ready
+                        and name in open_streams
+                        and not self._read(streams[name], name, drain=True)
+                    ):
+                        sel.unregister(streams[name])
+                        open_streams.discard(name)
+                if "exit" in ready:
+                    self.exit_code = child.read_exit_code()
+                    break
+                self._tick()
+                if self.kill_reason is not None and exit_report_by == float("inf"):
+                    exit_report_by = time.monotonic() + EXIT_REPORT_WAIT
+                if time.monotonic() > exit_report_by:
+                    log.error(
+                        "%s: no exit report %ss after the kill; giving up on it",
+                        self.run_obj.pk,
+                        EXIT_REPORT_WAIT,
+                    )
+                    break
+            # The child is gone. Kill what it left behind first, so nothing keeps writing, then
+            # take what is still in the pipes.
+            self._kill_group()
+            for name in list(open_streams):
+                self._read(streams[name], name, drain=True)
+            for name in ("stdout", "stderr"):
+                if self.partial[name]:
+                    self._log(name, bytes(self.partial[name]))
+                    self.partial[name].clear()
+        finally:
+            sel.close()
+
+    def _next_wakeup(self) -> float:
+        wake = min(self.next_check, self.deadline, self.cancel_kill_at)
+        if self.buffer:
+            wake = min(wake, self.buffer_since + self.flush_seconds)
+        if engine.draining():
+            wake = min(wake, engine.drain_deadline())
+        return wake
+
+    def _read(self, fd: int, stream: str, *, drain: bool = False) -> bool:
+        """Read what the pipe has (all of it with drain, up to a bound); False at end of file."""
+        for _ in range(64 if drain else 1):
+            try:
+                data = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            self._take(stream, data)
+        return True
+
+    def _take(self, stream: str, data: bytes) -> None:
+        now = timezone.now()
+        buf = self.partial[stream]
+        end = data.rfind(b"\n")
+        if end < 0:  # no complete line yet: keep it, within bounds
+            buf += data
+            if stream == "events":
+                if len(buf) > MAX_MESSAGE_BYTES:
+                    buf.clear()
+                    self.skipping_message = True
+            elif len(buf) > self.max_event_bytes:  # a line with no end in sight: store it in parts
+                self._log(stream, bytes(buf), now)
+                buf.clear()
+            return
+        lines = (bytes(buf) + data[:end]).split(b"\n")
+        buf.clear()
+        buf += data[end + 1 :]
+        if stream == "events":
+            if self.skipping_message:  # the first line is the tail of a message we dropped
+                lines.pop(0)
+                self.skipping_message = False
+                self.oversized_messages += 1
+            for line in lines:
+                self._message(line, now)
+        else:
+            for line in lines:
+                self._log(stream, line, now)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self.buffer and (
+            len(self.buffer) >= self.batch_size or now >= self.buffer_since + self.flush_seconds
+        ):
+            self._flush()
+        if self.writer is not None and self.writer.error is not None and self.kill_reason is None:
+            self.internal_error = f"storing events failed: {self.writer.error}"
+            self._kill("internal")
+        if now >= self.next_check:
+            self.next_check = now + CHECK_INTERVAL
+            self._check_run(now)
+        if self.kill_reason is None:
+            if now >= self.deadline:
+                self._kill("timeout")
+            elif now >= self.cancel_kill_at:
+                self._kill("cancel")
+            elif engine.draining() and now >= engine.drain_deadline():
+                self._kill("shutdown")
+
+    def _check_run(self, now: float) -> None:
+        """Look for a cancel request; heartbeat; notice if the run was taken away from us."""
+        try:
+            row = (
+                Run.objects.filter(pk=self.run_obj.pk)
+                .values_list("status", "worker", "cancel_requested_at", "cancel_reason")
+                .first()
+            )
+            beat = None
+            if now >= self.next_heartbeat and row is not None and row[1] == self.name:
+                beat = Run.objects.filter(
+                    pk=self.run_obj.pk, status=RunStatus.RUNNING, worker=self.name
+                ).update(heartbeat_at=timezone.now())
+                self.next_heartbeat = now + settings.STUDIO_HEARTBEAT_SECONDS
+        except DatabaseError:
+            connection.close()  # reconnect on the next check
+            silent = now - self.last_contact
+            log.warning(
+                "%s: database unreachable for %.1fs while supervising", self.run_obj.pk, silent
+            )
+            # Before the sweeper may hand this run to another worker, stop it here: a run must
+            # never execute twice at once.
+            if silent > settings.STUDIO_WORKER_LOST_SECONDS / 2:
+                self._kill("lost")
+            return
+        self.last_contact = now
+        if row is None or row[0] != RunStatus.RUNNING or row[1] != self.name or beat == 0:
+            self._kill("lost")
+            return
+        if row[2] is not None and not self.cancel_seen:
+            self.cancel_seen = True
+            self.cancel_reason = row[3] or "cancelled by request"
+            grace = settings.STUDIO_CANCEL_GRACE_SECONDS
+            self.cancel_kill_at = now + grace
+            try:
+                os.write(self.child.control_fd, b"c")
+            except OSError:
+                pass
+            self._add("run.cancelling", {"grace_seconds": grace}, timezone.now())
+
+    def _kill(self, reason: str) -> None:
+        if self.kill_reason is None:  # the first reason is the one that counts
+            self.kill_reason = reason
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    # Events ------------------------------------------------------------------------------------
+
+    def _message(self, raw: bytes, now) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            self._log(
+                "stderr", b"[studio] unreadable message from the task process: " + raw[:200], now
+            )
+            return
+        if message.get("t") == "result":
+            error = message.get("error")
+            if error is not None and not isinstance(error, dict):
+                message["error"] = {"message": str(error), "code": "task_error", "detail": None}
+            self.result = scrub(message)
+        elif message.get("t") == "event":
+            event_type = message.get("type")
+            if (
+                not isinstance(event_type, str)
+                or not 0 < len(event_type) <= 100
+                or event_type.startswith("run.")
+                or event_type in RESERVED_EVENT_TYPES
+            ):
+                self._log(
+                    "stderr",
+                    f"[studio] dropped an event with an invalid type: {event_type!r:.120}".encode(),
+                    now,
+                )
+                return
+            self._add(event_type, scrub(message.get("payload")), now)
+
+    def _log(self, stream: str, raw: bytes, now=None) -> None:
+        line = raw.decode("utf-8", "replace").removesuffix("\r")
+        if "\x00" in line:
+            line = line.replace("\x00", "\ufffd")  # PostgreSQL stores no NUL
+        if len(line) > self.max_event_bytes:
+            line = line[: self.max_event_bytes] + f" [... line truncated, {len(raw)} bytes]"
+        self.logs.add(line)
+        payload = RawJSON(f'{{"stream": "{stream}", "line": {encode_json_string(line)}}}')
+        self._add("log", payload, now or timezone.now())
+
+    def _add(self, event_type: str, payload, now) -> None:
+        if self.stored is None:
+            self.stored = RunEvent.objects.filter(run_id=self.run_obj.pk).count()
+        # Two places stay free for events.dropped and the terminal event.
+        if self.stored + len(self.buffer) >= self.max_events - 2:
+            self.dropped[event_type] += 1
+            return
+        if not isinstance(payload, RawJSON):
+            encoded = json.dumps(payload, default=str)
+            if len(encoded) > self.max_event_bytes:
+                payload = {
+                    "truncated": True,
+                    "original_bytes": len(encoded),
+                    "preview": encoded[:1000],
+                }
+        if not self.buffer:
+            self.buffer_since = time.monotonic()
+        self.buffer.append((event_type, payload, now))
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        batch, self.buffer = self.buffer, []
+        if self.writer is None and len(batch) >= WRITER_THRESHOLD:
+            self.writer = EventWriter(self.run_obj.pk)
+            self.writer.start()
+        if self.writer is not None:
+            self.writer.batches.put(batch)
+        else:
+            try:
+                insert_events(self.run_obj.pk, batch)
+            except DatabaseError:
+                # Keep the batch and try again on a later tick; _check_run stops the run if the
+                # database stays away.
+                log.warning("%s: could not store %d events yet", self.run_obj.pk, len(batch))
+                connection.close()
+                self.buffer = batch + self.buffer
+                self.buffer_since = time.monotonic()
+                return
+        self.stored += len(batch)
+
+    # The end -----------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        run = self.run_obj
+        if self.kill_reason == "lost":
+            if self.writer is not None:
+                self.writer.close(abandon=True)  # another worker owns the run now: add nothing
+            log.warning(
+                "%s was taken away from this worker (sweeper or operator); leaving it alone", run.pk
+            )
+            return
+        if self.writer is not None:
+            if self.buffer:
+                self._flush()  # in order: all the writer has goes in before the final write
+            writer, self.writer = self.writer, None
+            writer.close()
+        if self.result is not None and self.kill_reason in ("timeout", "shutdown"):
+            self.kill_reason = None  # the task had returned already: its result stands
+        if self.kill_reason == "shutdown":
+            self._flush()
+            engine.hand_back(run, self.name, reason="the worker shut down before the run finished")
+            return
+        now = timezone.now()
+        result = self.result or {}
+        fields = {
+            "logs": self.logs.text(),
+            "exit_code": self.exit_code,
+            "duration_ms": self.duration_ms,
+            "heartbeat_at": None,
+            "updated_at": now,
+        }
+        if self.cancel_seen:
+            reason = self.cancel_reason
+            if self.kill_reason == "cancel":
+                reason += (
+                    f"; stopped after the {settings.STUDIO_CANCEL_GRACE_SECONDS:g}s grace period"
+                )
+            self._write_end(
+                {**fields, **self._cancelled_fields(reason, now, result)},
+                [("run.cancelled", {"reason": reason})],
+            )
+        elif self.kill_reason is None and result.get("ok"):
+            fields.update(
+                status=RunStatus.COMPLETED,
+                completed_at=now,
+                output=result.get("output"),
+                error=None,
+            )
+            self._write_end(fields, [("run.completed", {"output": result.get("output")})])
+        else:
+            error = self._failure(result)
+            if run.attempt <= run.backoff_limit:
+                self._retry(fields, error)
+                return
+            fields.update(
+                status=RunStatus.FAILED, completed_at=now, error=error, output=result.get("output")
+            )
+            self._write_end(fields, [("run.failed", {"error": error})])
+
+    @staticmethod
+    def _cancelled_fields(reason: str, now, result: dict) -> dict:
+        return {
+            "status": RunStatus.CANCELLED,
+            "completed_at": now,
+            "output": result.get("output"),
+            "error": {"message": reason, "code": "cancelled", "detail": None},
+        }
+
+    def _failure(self, result: dict) -> dict:
+        exit_code = self.exit_code
+        if self.spawn_error:
+            return {"message": self.spawn_error, "code": "spawn_failed", "detail": None}
+        if self.internal_error:
+            return {
+                "message": f"Studio could not supervise the run: {self.internal_error}",
+                "code": "internal_error",
+                "detail": None,
+            }
+        if self.kill_reason == "timeout":
+            limit = self.run_obj.timeout_seconds
+            return {
+                "message": f"the run exceeded its timeout of {limit}s and was stopped",
+                "code": "timeout",
+                "detail": None,
+            }
+        if result.get("error"):
+            return result["error"]
+        if self.oversized_messages:
+            return {
+                "message": f"the task produced a result or event larger than {MAX_MESSAGE_BYTES // 2**20} MiB; "
+                "it was dropped",
+                "code": "output_too_large",
+                "detail": None,
+            }
+        if exit_code is None:
+            message = "the task process was lost with its fork server (killed from outside Studio?)"
+        elif exit_code > 128:
+            number = exit_code - 128
+            name = (
+                signal.Signals(number).name
+                if number in signal.Signals._value2member_map_
+                else number
+            )
+            message = f"the task process was killed by {name}"
+            if number == signal.SIGKILL:
+                message += " (out of memory, or killed from outside Studio)"
+        else:
+            message = f"the task process exited with code {exit_code} before returning"
+        return {"message": message, "code": "process_died", "detail": None}
+
+    def _retry(self, fields: dict, error: dict) -> None:
+        run = self.run_obj
+        delay = engine.backoff_delay(run.attempt)
+        resume_at = timezone.now() + timedelta(seconds=delay)
+        fields.update(
+            status=RunStatus.WAITING,
+            waiting_reason="retry",
+            resume_at=resume_at,
+            error=error,
+            metadata={
+                **(run.metadata or {}),
+                "retry": {
+                    "failed_attempt": run.attempt,
+                    "resume_at": resume_at.isoformat(),
+                    "reason": error.get("message"),
+                },
+            },
+        )
+        event = (
+            "run.retrying",
+            {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error},
+        )
+        if self._write_end(fields, [event], unless_cancelled=True):
+            from .service import enqueue
+
+            enqueue(run.pk, task_id=self.definition.id, delay=delay)
+
+    def _write_end(
+        self, fields: dict, events: list[tuple[str, dict]], *, unless_cancelled: bool = False
+    ) -> bool:
+        """The final write: remaining events, the run's new state and its terminal event(s), in
+        one transaction guarded by this worker's ownership of the run. With `unless_cancelled`
+        (a retry), a cancel that arrived meanwhile wins: cancellations are never retried."""
+        run = self.run_obj
+        now = timezone.now()
+        if self.dropped:
+            dropped = {
+                "dropped": sum(self.dropped.values()),
+                "by_type": dict(self.dropped),
+                "limit": self.max_events,
+            }
+            events = [("events.dropped", dropped), *events]
+        batch = [*self.buffer, *((t, p, now) for t, p in events)]
+        owned = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=self.name)
+        with transaction.atomic():
+            guarded = owned.filter(cancel_requested_at__isnull=True) if unless_cancelled else owned
+            if guarded.update(**fields):
+                insert_events(run.pk, batch)
+                self.buffer = []
+                return True
+        if unless_cancelled:
+            row = owned.values_list("cancel_reason", flat=True).first()
+            if owned.exists():
+                reason = f"{row or 'cancelled by request'} (before its retry)"
+                cancelled = {**fields, **self._cancelled_fields(reason, now, self.result or {})}
+                for key in ("waiting_reason", "resume_at", "metadata"):
+                    cancelled.pop(key, None)
+                self._write_end(cancelled, [("run.cancelled", {"reason": reason})])
+                return False
+        log.warning("%s changed hands before it could be finished; result dropped", run.pk)
+        return False
+
+
+def _to_json(payload) -> str:
+    return payload if isinstance(payload, RawJSON) else json.dumps(payload, default=str)
+
+
+def _copy_text(value: str) -> str:
+    """Escape a value for COPY's text format (JSON already escapes tabs and newlines)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+def insert_events(run_id: str, rows: list[tuple[str, object, object]]) -> None:
+    """Append (event_type, payload, created_at) rows to a run's stream, in order, fast.
+
+    The hot path for chatty tasks: one COPY block on PostgreSQL, one executemany in one
+    transaction on SQLite, instead of a model instance per line. Rows go in in order, so their
+    event ids follow it.
+    """
+    table = connection.ops.quote_name(RunEvent._meta.db_table)
+    last_at, stamp = None, ""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            lines = []
+            for event_type, payload, created_at in rows:
+                if created_at is not last_at:
+                    last_at, stamp = created_at, created_at.isoformat()
+                lines.append(
+                    f"{run_id}\t{_copy_text(event_type)}\t{_copy_text(_to_json(payload))}\t{stamp}\n"
+                )
+            sql = f"COPY {table} (run_id, event_type, payload, created_at) FROM STDIN"
+            with cursor.cursor.copy(sql) as copy:
+                copy.write("".join(lines))
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            params = []
+            for event_type, payload, created_at in rows:
+                if created_at is not last_at:
+                    last_at, stamp = created_at, adapt(created_at)
+                params.append((run_id, event_type, _to_json(payload), stamp))
+            with transaction.atomic():  # in autocommit, executemany would commit every row
+                cursor.executemany(
+                    f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES (%s, %s, %s, %s)",
+                    params,
+                )
