@@ -118,6 +118,30 @@ def test_it_prints_the_header_the_tasks_output_the_duration_and_the_result(manag
     assert result.stderr == ""
 
 
+def test_a_last_print_without_newline_does_not_swallow_the_summary_lines(manage, tasks_dir):
+    write_task(
+        tasks_dir,
+        "dots.py",
+        """
+        import sys
+        from runs.definitions import task
+
+        @task
+        def run(ctx):
+            sys.stdout.write("working...")
+            return 7
+        """,
+    )
+
+    result = manage("task", "dots")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1] == "working..."
+    assert re.fullmatch(f"Task completed in {DURATION}", lines[2])
+    assert lines[-1] == "7"
+
+
 def test_it_prints_null_when_the_task_returns_nothing(manage, tasks_dir):
     write_task(
         tasks_dir,

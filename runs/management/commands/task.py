@@ -28,6 +28,22 @@ def parse_json_object(raw: str | None, option: str) -> dict:
     return value
 
 
+class LineEndTracker:
+    """Wraps stdout to remember whether the task left the cursor at the start of a line."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 class Command(BaseCommand):
     help = "Run a task locally in this process and print its result as the final JSON line."
 
@@ -84,8 +100,14 @@ class Command(BaseCommand):
             env=filtered_env(definition.env_allowlist),
             project_id=project_id,
         )
-        outcome = execute(definition, ctx)
-        sys.stdout.flush()
+        sys.stdout = tracked = LineEndTracker(out)
+        try:
+            outcome = execute(definition, ctx)
+        finally:
+            sys.stdout = out
+        out.flush()
+        if not tracked.at_line_start:
+            out.write("\n")  # the task's last print had no newline: keep our lines our own
         if not outcome.ok:
             print(
                 f"Task failed after {outcome.duration_ms}ms: {outcome.error['message']}",
