@@ -1,0 +1,54 @@
+"""`manage.py pruneruns --older-than-days N`: delete finished runs (and their events) past retention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from runs.models import TERMINAL_STATUSES, Project, Run, RunEvent
+
+BATCH = 500
+
+
+class Command(BaseCommand):
+    help = "Delete completed, failed and cancelled runs that finished more than N days ago, with their events."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--older-than-days",
+            type=int,
+            required=True,
+            help="keep runs that finished more recently",
+        )
+        parser.add_argument("--project", help="only this project (slug or id)")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="count what would go, delete nothing"
+        )
+
+    def handle(self, *args, older_than_days, project, dry_run, **options):
+        if older_than_days < 1:
+            raise CommandError("--older-than-days must be at least 1")
+        cutoff = timezone.now() - timedelta(days=older_than_days)
+        runs = Run.objects.filter(status__in=TERMINAL_STATUSES, completed_at__lt=cutoff)
+        if project:
+            found = Project.by_reference(project).first()
+            if found is None:
+                raise CommandError(f"No project {project!r} (give a slug or an id)")
+            runs = runs.filter(project=found)
+        if dry_run:
+            count = runs.count()
+            events = RunEvent.objects.filter(run__in=runs).count()
+            self.stdout.write(
+                f"Would delete {count} run(s) and {events} event(s) finished before {cutoff:%Y-%m-%d %H:%M} UTC."
+            )
+            return
+        total_runs = total_events = 0
+        # In batches, so a large backlog never holds one long transaction or lock.
+        while ids := list(runs.values_list("pk", flat=True)[:BATCH]):
+            total_events += RunEvent.objects.filter(run_id__in=ids).delete()[0]
+            total_runs += Run.objects.filter(pk__in=ids).delete()[0]
+        self.stdout.write(
+            f"Deleted {total_runs} run(s) and {total_events} event(s) finished before {cutoff:%Y-%m-%d %H:%M} UTC."
+        )
