@@ -8,6 +8,6 @@ from huey.contrib.djhuey import HUEY
 
 @HUEY.task(retries=0, context=False)
 def execute_run(run_id: str, task_id: str | None = None) -> None:
-    from .engine import execute
+    from .worker.claim import execute
 
     execute(run_id, task_id)

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from runs.child import die_with_parent
+from runs.process.child import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_TASKS = ROOT / "tasks"

@@ -192,7 +192,7 @@ def test_the_fork_server_survives_a_client_that_hangs_up(start_test_worker, crea
 
 
 def fork_server_of(worker_pid: int) -> tuple[int, str]:
-    """The pid and socket path of a worker's fork server (its `python -m runs.zygote` child)."""
+    """The pid and socket path of a worker's fork server (its `python -m runs.process.forkserver` child)."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -201,6 +201,6 @@ def fork_server_of(worker_pid: int) -> tuple[int, str]:
                 argv = f.read().decode().split("\0")
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if ppid == worker_pid and "runs.zygote" in argv:
-            return int(pid), argv[argv.index("runs.zygote") + 1]
+        if ppid == worker_pid and "runs.process.forkserver" in argv:
+            return int(pid), argv[argv.index("runs.process.forkserver") + 1]
     raise AssertionError(f"worker {worker_pid} has no fork server")

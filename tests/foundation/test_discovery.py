@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runs.definitions import LocalContext, TaskRegistry
-from runs.runner import execute
+from runs.process.runner import execute
 from tests.foundation.helpers import SIMPLE_TASK, rewrite, write_task
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runs.definitions import LocalContext, TaskRegistry, filtered_env
-from runs.runner import execute
+from runs.process.runner import execute
 from tests.foundation.helpers import write_task
 
 ENVIRON = {

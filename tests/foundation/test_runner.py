@@ -7,7 +7,7 @@ import math
 import threading
 
 from runs.definitions import LocalContext, TaskDefinition
-from runs.runner import execute
+from runs.process.runner import execute
 
 
 def definition(run, **fields) -> TaskDefinition:

@@ -15,9 +15,9 @@ from django.conf import settings
 from huey.consumer import Consumer
 from huey.contrib.djhuey.management.commands.run_huey import Command as HueyCommand
 
-from runs import engine
+from runs.worker import claim as engine
 from runs.definitions import discover
-from runs.sweeper import SweeperThread
+from runs.worker.sweeper import SweeperThread
 
 log = logging.getLogger("runs.worker")
 

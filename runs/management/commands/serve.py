@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from runs.child import die_with_parent
+from runs.process.child import die_with_parent
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 

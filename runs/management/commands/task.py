@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from runs.definitions import LocalContext, discover, filtered_env
 from runs.models import Project
-from runs.runner import execute
+from runs.process.runner import execute
 from runs.validation import apply_defaults, schema_errors
 
 

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from .definitions import discover
-from .engine import backoff_delay, enqueue_next_in_line
-from .models import Run, RunEvent, RunStatus
+from ..definitions import discover
+from .claim import backoff_delay, enqueue_next_in_line
+from ..models import Run, RunEvent, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _reap_lost_runs() -> int:
 
 
 def _settle_lost(run: Run, now) -> int:
-    from .service import enqueue
+    from ..service import enqueue
 
     guard = {
         "pk": run.pk,
@@ -138,7 +138,7 @@ def _requeue_forgotten_runs() -> int:
     """Pending runs (and retries past due) that no queue message seems to stand for."""
     from huey.contrib.djhuey import HUEY
 
-    from .service import enqueue
+    from ..service import enqueue
 
     now = timezone.now()
     after = timedelta(seconds=settings.STUDIO_REQUEUE_AFTER_SECONDS)

@@ -14,8 +14,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from .definitions import TaskContext, TaskDefinition
-from .validation import schema_errors
+from ..definitions import TaskContext, TaskDefinition
+from ..validation import schema_errors
 
 
 @dataclass

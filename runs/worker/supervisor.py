@@ -27,10 +27,10 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import engine
-from .definitions import TaskDefinition
-from .models import Run, RunEvent, RunStatus
-from .zygote import RemoteChild
+from . import claim as engine
+from ..definitions import TaskDefinition
+from ..models import Run, RunEvent, RunStatus
+from ..process.forkserver import RemoteChild
 
 log = logging.getLogger(__name__)
 
@@ -597,7 +597,7 @@ class Supervisor:
             {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error},
         )
         if self._write_end(fields, [event], unless_cancelled=True):
-            from .service import enqueue
+            from ..service import enqueue
 
             enqueue(run.pk, task_id=self.definition.id, delay=delay)
 

@@ -113,7 +113,7 @@ class ForkServer:
         return conn
 
     def _start(self) -> None:
-        from .definitions import filtered_env
+        from ..definitions import filtered_env
 
         if self.dir is None:
             self.dir = tempfile.mkdtemp(prefix="studio-zygote-")  # 0700: only this user connects
@@ -133,7 +133,7 @@ class ForkServer:
                 [
                     sys.executable,
                     "-m",
-                    "runs.zygote",
+                    "runs.process.forkserver",
                     self.path,
                     str(self.tasks_dir),
                     str(os.getpid()),
@@ -193,7 +193,7 @@ def _kill_group(pid: int) -> None:
 
 def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
     from .child import die_with_parent, exit_code_of, spawn
-    from .definitions import TaskRegistry
+    from ..definitions import TaskRegistry
 
     waiting: dict[int, socket.socket] = {}
 

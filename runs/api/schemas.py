@@ -23,8 +23,8 @@ from pydantic import (
     field_validator,
 )
 
-from .models import Run, RunEvent
-from .validation import MAX_BACKOFF_LIMIT, MAX_TIMEOUT_SECONDS, json_problem, storable_text
+from ..models import Run, RunEvent
+from ..validation import MAX_BACKOFF_LIMIT, MAX_TIMEOUT_SECONDS, json_problem, storable_text
 
 
 def _storable_json(value: Any) -> Any:

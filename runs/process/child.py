@@ -20,7 +20,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from .definitions import TaskContext, TaskDefinition, filtered_env
+from ..definitions import TaskContext, TaskDefinition, filtered_env
 from .runner import error_dict, execute
 
 EVENTS_FD = 3

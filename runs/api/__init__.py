@@ -19,9 +19,9 @@ from django.db.models import Q
 from ninja import Body, Query, Router, Status
 from ninja.errors import HttpError
 
-from . import service
-from .definitions import discover
-from .models import ApiToken, Project, Run, RunEvent
+from .. import service
+from ..definitions import discover
+from ..models import ApiToken, Project, Run, RunEvent
 from .schemas import (
     AcceptedOut,
     CancelOut,

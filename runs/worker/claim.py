@@ -26,9 +26,9 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .definitions import TaskDefinition, discover
-from .models import Run, RunEvent, RunStatus
-from .zygote import ForkServer
+from ..definitions import TaskDefinition, discover
+from ..models import Run, RunEvent, RunStatus
+from ..process.forkserver import ForkServer
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def claim(run_id: str, task_id: str | None = None) -> tuple[Run, TaskDefinition,
     if _drain.is_set():
         # A shutting-down worker can still pull a message (a thread blocked in BRPOP when the
         # drain began): pass it on to the queue rather than swallow it.
-        from .service import enqueue
+        from ..service import enqueue
 
         enqueue(run_id, task_id=task_id)
         return None
@@ -203,7 +203,7 @@ def _fail_unstarted(run: Run, message: str, code: str) -> None:
 def enqueue_next_in_line(target: str, limit: int) -> None:
     """When a run of a concurrency-limited task frees its slot, start the oldest ones waiting
     for a slot: pending runs, and retries that are due."""
-    from .service import enqueue
+    from ..service import enqueue
 
     running = Run.objects.filter(target=target, status=RunStatus.RUNNING).count()
     free = max(0, limit - running)
@@ -233,7 +233,7 @@ def backoff_delay(failed_attempt: int) -> float:
 def hand_back(run: Run, worker: str, *, reason: str) -> bool:
     """Return a running run to the queue without spending an attempt (planned shutdown).
     A run whose cancel was requested meanwhile ends `cancelled` instead."""
-    from .service import enqueue
+    from ..service import enqueue
 
     now = timezone.now()
     owned = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=worker)
