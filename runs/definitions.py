@@ -45,7 +45,7 @@ IGNORED_DIRS = {"__pycache__", "node_modules", "tests", "venv", ".venv", "env", 
 @dataclass(frozen=True)
 class TaskDefinition:
     id: str
-    run: Callable[..., Any]
+    run: Callable[..., Any] | None  # None where the definition is data (web, worker)
     name: str
     description: str = ""
     input_schema: dict | None = None
@@ -56,6 +56,8 @@ class TaskDefinition:
     backoff_limit: int | None = None
     concurrency_limit: int | None = None
     path: str = ""
+    limits: dict | None = None  # per-run limits over STUDIO_RUN_* (runs/process/sandbox.py)
+    network: bool = True  # False: the run gets no network at all
 
     @property
     def target(self) -> str:
@@ -63,7 +65,7 @@ class TaskDefinition:
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.run)
+        return self.run is not None and inspect.iscoroutinefunction(self.run)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,45 @@ _OPTION_NAMES = {
     "timeout_seconds",
     "backoff_limit",
     "concurrency_limit",
+    "limits",
+    "network",
 }
+LIMIT_NAMES = ("memory_mb", "cpu_seconds", "max_processes", "max_file_mb", "disk_mb")
+# What the web and worker processes learn about a task: everything but the code.
+DATA_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "input_schema",
+    "output_schema",
+    "schedulable",
+    "env_allowlist",
+    "timeout_seconds",
+    "backoff_limit",
+    "concurrency_limit",
+    "path",
+    "limits",
+    "network",
+)
+
+
+def definition_to_data(definition: TaskDefinition) -> dict:
+    """A definition as JSON-able data (what a sandboxed discovery process prints)."""
+    data = {name: getattr(definition, name) for name in DATA_FIELDS}
+    data["env_allowlist"] = list(definition.env_allowlist) if definition.env_allowlist else None
+    data["is_async"] = definition.is_async
+    return data
+
+
+def definition_from_data(data: dict) -> TaskDefinition:
+    """A definition without its code, from `definition_to_data`'s output."""
+    fields = {name: data.get(name) for name in DATA_FIELDS}
+    allow = fields["env_allowlist"]
+    fields["env_allowlist"] = tuple(allow) if allow is not None else None
+    fields["schedulable"] = bool(fields["schedulable"])
+    fields["network"] = fields["network"] is not False
+    fields["description"] = fields["description"] or ""
+    return TaskDefinition(run=None, **fields)
 
 
 def filtered_env(allowlist: tuple[str, ...] | None = None, environ=None) -> dict[str, str]:
@@ -269,6 +309,21 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
             raise ValueError(
                 f"{key} must be a {'non-negative' if key == 'backoff_limit' else 'positive'} integer, got {value!r}"
             )
+    limits = o.get("limits")
+    if limits is not None:
+        if not isinstance(limits, dict):
+            raise ValueError(f"limits must be a dict, got {limits!r}")
+        unknown = set(limits) - set(LIMIT_NAMES)
+        if unknown:
+            raise ValueError(
+                f"limits has unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                f"allowed: {', '.join(LIMIT_NAMES)}"
+            )
+        for key, value in limits.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"limits[{key!r}] must be a positive integer, got {value!r}")
+    if not isinstance(o.get("network", True), bool):
+        raise ValueError(f"network must be True or False, got {o['network']!r}")
     allow = o.get("env_allowlist")
     if allow is not None and (
         not isinstance(allow, list | tuple | set | frozenset)
@@ -293,22 +348,34 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
         backoff_limit=o.get("backoff_limit"),
         concurrency_limit=o.get("concurrency_limit"),
         path=str(path),
+        limits=dict(limits) if limits else None,
+        network=o.get("network", True),
     )
 
 
-def load_task_file(path: Path, task_id: str) -> TaskDefinition:
-    """Import one task file by path and return its definition; raise ValueError saying why not."""
+def load_task_file(path: Path, task_id: str, source: bytes | None = None) -> TaskDefinition:
+    """Import one task file by path and return its definition; raise ValueError saying why not.
+
+    With `source`, run those bytes as the file (a sandboxed process reads the file before it
+    gives up the rights to)."""
     # Unique per path: ids "a-b" and "a_b" must not share a module.
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     safe_id = re.sub(r"\W", "_", task_id)
     module_name = f"studio_tasks.{safe_id}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
+    if source is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+    else:
+        spec = importlib.util.spec_from_loader(module_name, loader=None, origin=str(path))
+    if spec is None or (source is None and spec.loader is None):
         raise ValueError("cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # so dataclasses, pickling and tracebacks can find it
     try:
-        spec.loader.exec_module(module)
+        if source is None:
+            spec.loader.exec_module(module)
+        else:
+            module.__file__ = str(path)
+            exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102
     except SyntaxError as exc:
         sys.modules.pop(module_name, None)
         raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
@@ -331,13 +398,33 @@ def load_task_file(path: Path, task_id: str) -> TaskDefinition:
     return _build_definition(task_id, path, next(iter(specs.values())))
 
 
-class TaskRegistry:
-    """Discovers tasks under a directory; re-imports only files that changed since last time."""
+Loaded = TaskDefinition | DiscoveryError
+# (root, [(path, task_id), ...]) -> {path: definition or error message}
+BatchLoader = Callable[[Path, list[tuple[Path, str]]], dict[Path, "TaskDefinition | str"]]
 
-    def __init__(self, root: Path):
+
+def load_in_process(root: Path, items: list[tuple[Path, str]]) -> dict[Path, TaskDefinition | str]:
+    """Import task files in this process (the CLI, tests, and inside a sandbox)."""
+    loaded: dict[Path, TaskDefinition | str] = {}
+    for path, task_id in items:
+        try:
+            loaded[path] = load_task_file(path, task_id)
+        except ValueError as exc:
+            loaded[path] = str(exc)
+    return loaded
+
+
+class TaskRegistry:
+    """Discovers tasks under a directory; loads only files that changed since last time.
+
+    `loader` loads a batch of changed files: in this process by default, or in a sandboxed
+    process that hands back the definitions as data (see runs/sandboxing.py)."""
+
+    def __init__(self, root: Path, loader: BatchLoader | None = None):
         self.root = Path(root)
+        self.loader = loader or load_in_process
         self._lock = threading.Lock()
-        self._cache: dict[Path, tuple[tuple[int, int], TaskDefinition | DiscoveryError]] = {}
+        self._cache: dict[Path, tuple[tuple[int, int], Loaded]] = {}
         self._snapshot: Discovery | None = None
         self._signature: tuple | None = None
 
@@ -354,19 +441,25 @@ class TaskRegistry:
             signature = tuple(stamps)
             if signature == self._signature and self._snapshot is not None:
                 return self._snapshot
+            changed = [
+                (path, task_id_for(path, self.root))
+                for path, stamp in stamps
+                if (cached := self._cache.get(path)) is None or cached[0] != stamp
+            ]
+            fresh = self.loader(self.root, changed) if changed else {}
             result = Discovery()
             seen: dict[str, str] = {}
             cache = {}
             for path, stamp in stamps:
-                cached = self._cache.get(path)
-                if cached and cached[0] == stamp:
-                    loaded = cached[1]
+                if path in fresh:
+                    value = fresh[path]
+                    loaded = (
+                        value
+                        if isinstance(value, TaskDefinition)
+                        else DiscoveryError(path=self._display(path), message=str(value))
+                    )
                 else:
-                    task_id = task_id_for(path, self.root)
-                    try:
-                        loaded = load_task_file(path, task_id)
-                    except ValueError as exc:
-                        loaded = DiscoveryError(path=self._display(path), message=str(exc))
+                    loaded = self._cache[path][1]
                 cache[path] = (stamp, loaded)
                 if isinstance(loaded, DiscoveryError):
                     result.errors.append(loaded)
@@ -392,21 +485,30 @@ class TaskRegistry:
             return str(path)
 
 
-_registries: dict[Path, TaskRegistry] = {}
+_registries: dict[tuple[Path, bool], TaskRegistry] = {}
 _registries_lock = threading.Lock()
 
 
-def get_registry(root: Path | None = None) -> TaskRegistry:
+def get_registry(root: Path | None = None, *, in_process: bool = False) -> TaskRegistry:
+    """The registry of `root` (default: settings.STUDIO_TASKS_DIR).
+
+    Studio's web and worker processes never import task files themselves: unless `in_process`
+    (the CLI, `manage.py task`), a sandboxed subprocess imports them and reports data."""
     if root is None:
         from django.conf import settings
 
         root = settings.STUDIO_TASKS_DIR
     root = Path(root).resolve()
     with _registries_lock:
-        if root not in _registries:
-            _registries[root] = TaskRegistry(root)
-        return _registries[root]
+        if (root, in_process) not in _registries:
+            loader = None
+            if not in_process:
+                from .sandboxing import discovery_loader
+
+                loader = discovery_loader("tasks", definition_from_data)
+            _registries[(root, in_process)] = TaskRegistry(root, loader)
+        return _registries[(root, in_process)]
 
 
-def discover(root: Path | None = None) -> Discovery:
-    return get_registry(root).discover()
+def discover(root: Path | None = None, *, in_process: bool = False) -> Discovery:
+    return get_registry(root, in_process=in_process).discover()

@@ -232,6 +232,19 @@ STUDIO_MAX_EVENT_BYTES = env_int("STUDIO_MAX_EVENT_BYTES", 64 * 1024, minimum=25
 STUDIO_MAX_LOG_BYTES = env_int("STUDIO_MAX_LOG_BYTES", 1024 * 1024, minimum=1024)
 STUDIO_WORKERS = env_int("STUDIO_WORKERS", max(4, 2 * (os.cpu_count() or 1)), minimum=1)
 
+# --- Run sandbox (README: "What a run can reach") ----------------------------------------------
+# auto: sandbox every run where the kernel allows, else warn loudly and use process groups only;
+# required: refuse to start without it; off: process groups only.
+STUDIO_SANDBOX = env_choice("STUDIO_SANDBOX", "auto", ("AUTO", "REQUIRED", "OFF")).lower()
+# As root, run N gets uid/gid STUDIO_SANDBOX_UID_BASE + (its pid): no other process has them.
+STUDIO_SANDBOX_UID_BASE = env_int("STUDIO_SANDBOX_UID_BASE", 1_000_000_000, minimum=65536)
+# Default limits of every run; a task overrides them with @task(limits={...}).
+STUDIO_RUN_MEMORY_MB = env_int("STUDIO_RUN_MEMORY_MB", 1024, minimum=16)
+STUDIO_RUN_CPU_SECONDS = env_int("STUDIO_RUN_CPU_SECONDS", 3600, minimum=1)
+STUDIO_RUN_MAX_PROCESSES = env_int("STUDIO_RUN_MAX_PROCESSES", 64, minimum=1)
+STUDIO_RUN_MAX_FILE_MB = env_int("STUDIO_RUN_MAX_FILE_MB", 100, minimum=1)
+STUDIO_RUN_DISK_MB = env_int("STUDIO_RUN_DISK_MB", 100, minimum=1)
+
 # --- Queue ------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 STUDIO_QUEUE_NAME = env_str("STUDIO_QUEUE_NAME", "studio")

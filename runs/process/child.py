@@ -1,4 +1,8 @@
-"""The child process a run executes in: forked from the warm worker, in its own process group.
+"""The child process a run executes in: forked by the fork server, sandboxed, in its own group.
+
+The fork server holds no task module: the child imports its own task file only after the fork
+and after entering its sandbox (runs/process/sandbox.py), so one file's module-level code never
+reaches another run.
 
 The child never touches the database. It talks to its parent through pipes:
   fd 1 / fd 2   the task's stdout and stderr (also those of anything it spawns)
@@ -18,9 +22,11 @@ import signal
 import sys
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ..definitions import TaskContext, TaskDefinition, filtered_env
+from ..definitions import TaskContext, filtered_env, load_task_file
+from . import sandbox
 from .runner import error_dict, execute
 
 EVENTS_FD = 3
@@ -68,16 +74,10 @@ class Child:
     control_fd: int
 
 
-def spawn(
-    definition: TaskDefinition,
-    *,
-    input: dict,
-    config: dict,
-    project_id: str | None,
-    run_id: str,
-    attempt: int,
-) -> Child:
-    """Fork a child that runs `definition`; return the parent's ends of its pipes."""
+def spawn(request: dict, policy: sandbox.Policy) -> Child:
+    """Fork a child that runs the task of `request` ({"task_id", "path", "limits", "network",
+    "input", ...}) in a sandbox as `policy` says; return the parent's ends of its pipes."""
+    limits = policy.limits_for(request.get("limits"))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     ev_r, ev_w = os.pipe()
@@ -89,53 +89,92 @@ def spawn(
             os.close(fd)
         raise
     if pid == 0:  # pragma: no cover - runs in the child; covered by the engine tests
-        code = 70
-        try:
-            _become_child(out_w, err_w, ev_w, ctl_r)
-            ctx = ChildContext(
-                events_fd=EVENTS_FD,
-                control_fd=CONTROL_FD,
-                input=input,
-                config=config,
-                env=filtered_env(definition.env_allowlist),
-                project_id=project_id,
-                run_id=run_id,
-                attempt=attempt,
-            )
-            outcome = execute(definition, ctx)
-            if not outcome.ok and outcome.error.get("detail"):
-                sys.stderr.write(outcome.error["detail"])  # the traceback, in the live log too
-            sys.stdout.flush()
-            sys.stderr.flush()
-            ctx._send(
-                {
-                    "t": "result",
-                    "ok": outcome.ok,
-                    "output": outcome.output,
-                    "error": outcome.error,
-                    "duration_ms": outcome.duration_ms,
-                }
-            )
-            code = outcome.exit_code
-        except BaseException:  # noqa: BLE001 - whatever happens, the parent must hear of it
-            try:
-                os.write(2, traceback.format_exc().encode(errors="replace"))
-                message = {
-                    "t": "result",
-                    "ok": False,
-                    "output": None,
-                    "error": error_dict(
-                        "the task process crashed", "crashed", traceback.format_exc()
-                    ),
-                }
-                os.write(EVENTS_FD, (json.dumps(message) + "\n").encode())
-            except BaseException:  # noqa: BLE001
-                pass
-        finally:
-            os._exit(code)
+        os._exit(_run_child(request, policy, limits, (out_w, err_w, ev_w, ctl_r)))
     for fd in (out_w, err_w, ev_w, ctl_r):
         os.close(fd)
     return Child(pid=pid, stdout_fd=out_r, stderr_fd=err_r, events_fd=ev_r, control_fd=ctl_w)
+
+
+def _result(ok: bool, output: Any, error: dict | None, duration_ms: int = 0) -> dict:
+    return {"t": "result", "ok": ok, "output": output, "error": error, "duration_ms": duration_ms}
+
+
+def _run_child(
+    request: dict, policy: sandbox.Policy, limits: dict, fds: tuple
+) -> int:  # pragma: no cover
+    code = 70
+    try:
+        _become_child(*fds)
+        path = Path(request["path"])
+        try:
+            source = path.read_bytes()  # before the sandbox: the run's user may not read it
+        except OSError as exc:
+            source = exc
+        if policy.enabled:
+            try:
+                sandbox.isolate(policy, limits, network=request.get("network", True) is not False)
+            except sandbox.SandboxError as exc:
+                _send_raw(
+                    _result(
+                        False,
+                        None,
+                        error_dict(f"could not sandbox the run: {exc}", "sandbox_failed"),
+                    )
+                )
+                return 70
+        else:
+            # No own user here: RLIMIT_NPROC would count Studio's processes, so it is left out.
+            sandbox.apply_limits({k: v for k, v in limits.items() if k != "max_processes"})
+        sandbox.block_django()
+        try:
+            if isinstance(source, OSError):
+                raise ValueError(f"cannot be read: {source}")
+            definition = load_task_file(path, request["task_id"], source)
+        except ValueError as exc:
+            _send_raw(
+                _result(
+                    False,
+                    None,
+                    error_dict(f"the task file failed to load: {exc}", "task_load_failed"),
+                )
+            )
+            return 1
+        ctx = ChildContext(
+            events_fd=EVENTS_FD,
+            control_fd=CONTROL_FD,
+            input=request.get("input") or {},
+            config=request.get("config") or {},
+            env=filtered_env(definition.env_allowlist),
+            project_id=request.get("project_id"),
+            run_id=request.get("run_id"),
+            attempt=request.get("attempt", 1),
+        )
+        outcome = execute(definition, ctx)
+        if not outcome.ok:
+            hit = sandbox.limit_exceeded(outcome.exception, limits)
+            if hit is not None:
+                outcome.error = {**hit, "detail": outcome.error.get("detail")}
+            if outcome.error.get("detail"):
+                sys.stderr.write(outcome.error["detail"])  # the traceback, in the live log too
+        sys.stdout.flush()
+        sys.stderr.flush()
+        ctx._send(_result(outcome.ok, outcome.output, outcome.error, outcome.duration_ms))
+        code = outcome.exit_code
+    except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent must hear of it
+        try:
+            detail = traceback.format_exc()
+            os.write(2, detail.encode(errors="replace"))
+            error = sandbox.limit_exceeded(exc, limits) or error_dict(
+                "the task process crashed", "crashed"
+            )
+            _send_raw(_result(False, None, {**error, "detail": detail}))
+        except BaseException:  # noqa: BLE001
+            pass
+    return code
+
+
+def _send_raw(message: dict) -> None:
+    os.write(EVENTS_FD, (json.dumps(message, default=str) + "\n").encode())
 
 
 def _become_child(out_w: int, err_w: int, ev_w: int, ctl_r: int) -> None:  # pragma: no cover

@@ -2,12 +2,17 @@
 
 Forking the worker itself copies the page tables of a process that holds Django, the database
 drivers and Huey (about 80 MB), on every run, while holding the worker's GIL: measured, that was
-two thirds of the CPU a no-op run cost. This process holds only the task definitions (about
-25 MB), so a fork costs a fraction of that and happens outside the worker. Each run still gets a
-fresh child in its own process group (runs/child.py): isolation and hard kills are unchanged.
+two thirds of the CPU a no-op run cost. This process holds no Django and no task module (about
+20 MB), so a fork costs a fraction of that and happens outside the worker. Each run's child
+enters its own sandbox and only then imports its own task file (runs/process/child.py,
+runs/process/sandbox.py).
+
+At start the zygote tries the sandbox for real (sandbox.probe): STUDIO_SANDBOX=auto goes on
+without it after a loud warning, `required` exits with code 78 (the worker then refuses to start).
 
 Protocol, one Unix stream connection per run:
-  worker -> zygote   one JSON line: {"task_id", "input", "config", "project_id", "run_id", "attempt"}
+  worker -> zygote   one JSON line: {"task_id", "path", "limits", "network", "input", "config",
+                     "project_id", "run_id", "attempt"}
   zygote -> worker   one JSON line {"pid": N} carrying the child's pipe ends as SCM_RIGHTS
                      [stdout, stderr, events, control], or {"error": "..."}
   zygote -> worker   later, one JSON line {"exit": code} once the child has exited; then EOF
@@ -32,6 +37,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from .sandbox import Policy, guard_loopback, probe
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 30.0
@@ -70,8 +77,9 @@ class RemoteChild:
 class ForkServer:
     """The worker's handle on its zygote: started on first use, restarted if it died."""
 
-    def __init__(self, tasks_dir: Path):
+    def __init__(self, tasks_dir: Path, policy: Policy | None = None):
         self.tasks_dir = Path(tasks_dir)
+        self.policy = policy or Policy(mode="off")
         self.dir: str | None = None
         self.path = ""
         self.proc: subprocess.Popen | None = None
@@ -137,6 +145,7 @@ class ForkServer:
                     self.path,
                     str(self.tasks_dir),
                     str(os.getpid()),
+                    self.policy.to_json(),
                 ],
                 cwd=root,
                 env=env,
@@ -191,9 +200,43 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
+SANDBOX_REFUSED = 78  # EX_CONFIG: STUDIO_SANDBOX=required and the kernel does not allow it
+
+
+def _set_up_sandbox(policy: Policy) -> None:
+    """Decide, once, whether runs are sandboxed; say so loudly when they are not."""
+    if policy.mode == "off":
+        print("studio: STUDIO_SANDBOX=off: runs are NOT sandboxed", file=sys.stderr, flush=True)
+        return
+    reason = probe(policy)
+    if reason is not None:
+        if policy.mode == "required":
+            print(
+                f"studio: STUDIO_SANDBOX=required but runs cannot be sandboxed here: {reason}",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(SANDBOX_REFUSED)
+        print(
+            "studio: WARNING: runs are NOT sandboxed (STUDIO_SANDBOX=auto and the kernel "
+            f"refused: {reason}). A run can read what Studio's user can read and signal its "
+            "processes; see README, 'What a run can reach'.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    policy.enabled = True
+    network = guard_loopback(policy)
+    print(
+        "studio: runs are sandboxed (own PID + mount namespace, own user, limits)"
+        + ("" if network is None else f"; WARNING: host loopback NOT blocked: {network}"),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     from .child import die_with_parent, exit_code_of, spawn
-    from ..definitions import TaskRegistry
 
     waiting: dict[int, socket.socket] = {}
 
@@ -209,8 +252,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
     die_with_parent(signal.SIGTERM)
     if os.getppid() != worker_pid:
         return
-    registry = TaskRegistry(Path(tasks_dir))
-    registry.discover()  # warm: every fork starts with the task modules imported
+    _set_up_sandbox(policy)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -232,17 +274,10 @@ def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
                     continue
                 try:
                     request = _read_request(conn)
-                    definition = registry.discover().get(request["task_id"])
-                    if definition is None:
+                    task_path = os.path.realpath(request.get("path") or "")
+                    if not task_path.startswith(os.path.realpath(tasks_dir) + os.sep):
                         raise LookupError(f"task {request['task_id']!r} is not in {tasks_dir}")
-                    child = spawn(
-                        definition,
-                        input=request.get("input") or {},
-                        config=request.get("config") or {},
-                        project_id=request.get("project_id"),
-                        run_id=request.get("run_id"),
-                        attempt=request.get("attempt", 1),
-                    )
+                    child = spawn(request, policy)
                 except Exception as exc:  # noqa: BLE001 - tell the worker, keep serving
                     try:
                         conn.sendall(
@@ -288,4 +323,4 @@ def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), Policy.from_json(sys.argv[4]))

@@ -24,6 +24,7 @@ class Outcome:
     output: Any = None
     error: dict | None = None
     duration_ms: int = 0
+    exception: BaseException | None = None  # what the task raised (the sandbox maps limits)
 
     @property
     def exit_code(self) -> int:
@@ -79,6 +80,7 @@ def execute(definition: TaskDefinition, ctx: TaskContext) -> Outcome:
                 traceback.format_exc(),
             ),
             duration_ms=elapsed(),
+            exception=exc,
         )
     try:
         output = json.loads(json.dumps(result, allow_nan=False))
@@ -91,6 +93,7 @@ def execute(definition: TaskDefinition, ctx: TaskContext) -> Outcome:
                 f"returned {type(result).__name__}: {result!r:.500}",
             ),
             duration_ms=elapsed(),
+            exception=exc,
         )
     problems = schema_errors(definition.output_schema, output, prefix="output")
     if problems:

@@ -63,7 +63,9 @@ def fork_server() -> ForkServer:
         if _fork_server is None or _fork_server.tasks_dir != tasks_dir:
             if _fork_server is not None:
                 _fork_server.stop()
-            _fork_server = ForkServer(tasks_dir)
+            from ..sandboxing import policy
+
+            _fork_server = ForkServer(tasks_dir, policy())
         return _fork_server
 
 

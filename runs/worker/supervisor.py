@@ -27,10 +27,12 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import claim as engine
+from .. import sandboxing
 from ..definitions import TaskDefinition
 from ..models import Run, RunEvent, RunStatus
 from ..process.forkserver import RemoteChild
+from ..process.sandbox import LIMIT_CODES, LIMIT_SIGNALS, limit_error
+from . import claim as engine
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,9 @@ class Supervisor:
             try:
                 self.child = engine.fork_server().spawn(
                     self.definition.id,
+                    path=self.definition.path,
+                    limits=self.definition.limits,
+                    network=self.definition.network,
                     input=run.input,
                     config=run.config,
                     project_id=str(run.project_id),
@@ -480,8 +485,8 @@ class Supervisor:
                 self._flush()  # in order: all the writer has goes in before the final write
             writer, self.writer = self.writer, None
             writer.close()
-        if self.result is not None and self.kill_reason in ("timeout", "shutdown"):
-            self.kill_reason = None  # the task had returned already: its result stands
+        # A result counts only if the process then ended on its own before we had to stop it:
+        # a task could write a forged result early and run on past its deadline.
         if self.kill_reason == "shutdown":
             self._flush()
             engine.hand_back(run, self.name, reason="the worker shut down before the run finished")
@@ -505,7 +510,7 @@ class Supervisor:
                 {**fields, **self._cancelled_fields(reason, now, result)},
                 [("run.cancelled", {"reason": reason})],
             )
-        elif self.kill_reason is None and result.get("ok"):
+        elif self.kill_reason is None and result.get("ok") and self.exit_code == 0:
             fields.update(
                 status=RunStatus.COMPLETED,
                 completed_at=now,
@@ -558,6 +563,11 @@ class Supervisor:
                 "code": "output_too_large",
                 "detail": None,
             }
+        limit = LIMIT_SIGNALS.get(exit_code - 128) if exit_code and exit_code > 128 else None
+        if limit is not None:  # the kernel's signal for a limit (RLIMIT_CPU, RLIMIT_FSIZE)
+            name = next(n for n, (code, _) in LIMIT_CODES.items() if code == limit)
+            limits = {**sandboxing.policy().limits, **(self.definition.limits or {})}
+            return limit_error(name, limits)
         if exit_code is None:
             message = "the task process was lost with its fork server (killed from outside Studio?)"
         elif exit_code > 128:

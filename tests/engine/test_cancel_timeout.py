@@ -23,11 +23,28 @@ def alive(pid: int) -> bool:
 
 
 def spawned_pid(run) -> int:
+    """The host pid of the `sleep` the stubborn task spawned (found by its command line: inside
+    a sandbox, the pid the task printed is one of its own PID namespace)."""
+
     def find():
         line = run.events.filter(event_type="log", payload__line__startswith="spawned").first()
-        return line and int(line.payload["line"].split()[1])
+        return line and host_pids(["sleep", line.payload["line"].split()[-1]])
 
-    return wait_for(find, 20, message="the task to spawn its child")
+    return wait_for(find, 20, message="the task to spawn its child")[0]
+
+
+def host_pids(cmdline: list[str]) -> list[int]:
+    """Live processes on this host running exactly `cmdline`."""
+    wanted = ("\0".join(cmdline) + "\0").encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read() == wanted and alive(int(pid)):
+                    found.append(int(pid))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
 
 
 def test_cancelling_a_pending_run_ends_it_at_once_and_it_never_starts(create):
@@ -115,12 +132,8 @@ def test_cancelling_a_run_waiting_to_retry_cancels_it(start_test_worker, create)
 def test_nothing_of_a_cancelled_run_remains_in_its_process_group(start_test_worker, create):
     start_test_worker(STUDIO_CANCEL_GRACE_SECONDS=0.5)
     run = create("stubborn")
-    spawned_pid(run)
-    task_pid = int(
-        run.events.get(event_type="log", payload__line__startswith="spawned")
-        .payload["line"]
-        .split()[-1]
-    )
+    with open(f"/proc/{spawned_pid(run)}/stat") as f:
+        task_pid = int(f.read().rsplit(")", 1)[1].split()[2])  # its process group
     assert in_group(task_pid)  # the task and its `sleep 600`
     service.cancel_run(run)
     wait_status(run, "cancelled")

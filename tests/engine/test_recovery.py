@@ -68,9 +68,8 @@ def test_a_pending_run_whose_queue_message_was_lost_is_re_enqueued(start_test_wo
     assert event_types(run).count("run.started") == 1
 
 
-def test_two_workers_never_execute_the_same_attempt_twice(start_test_worker, create, tmp_path):
-    path = tmp_path / "executions.txt"
-    runs = [create("counter", input={"path": str(path)}) for _ in range(20)]
+def test_two_workers_never_execute_the_same_attempt_twice(start_test_worker, create):
+    runs = [create("counter") for _ in range(20)]
     for run in runs:  # every message three times over: duplicates must be harmless
         service.enqueue(run.pk)
         service.enqueue(run.pk)
@@ -78,7 +77,10 @@ def test_two_workers_never_execute_the_same_attempt_twice(start_test_worker, cre
     start_test_worker(workers=4)
     for run in runs:
         wait_status(run, "completed")
-    executed = [line.split()[0] for line in path.read_text().splitlines()]
+    executed = [
+        e.payload["line"].split()[1]
+        for e in RunEvent.objects.filter(event_type="log", payload__line__startswith="executed")
+    ]
     assert sorted(executed) == sorted(r.pk for r in runs)
     assert RunEvent.objects.filter(event_type="run.started").count() == 20
 
@@ -107,13 +109,15 @@ def test_sigterm_hands_a_long_run_back_and_another_worker_finishes_it(start_test
     assert run.attempt == 1
 
 
-def test_a_concurrency_limit_runs_one_at_a_time_in_order(start_test_worker, create, tmp_path):
-    path = tmp_path / "serial.txt"
-    runs = [create("serial", input={"path": str(path)}) for _ in range(4)]
+def test_a_concurrency_limit_runs_one_at_a_time_in_order(start_test_worker, create):
+    runs = [create("serial") for _ in range(4)]
     start_test_worker(workers=4)
     for run in runs:
         wait_status(run, "completed", timeout=40)
-    entries = [line.split() for line in path.read_text().splitlines()]
+    entries = sorted(
+        (line.split() for run in runs for line in run.logs.splitlines()),
+        key=lambda e: float(e[2]),
+    )
     assert [e[0] for e in entries] == ["start", "end"] * 4  # never two inside at once
     assert [e[1] for e in entries if e[0] == "start"] == [r.pk for r in runs]  # oldest first
 

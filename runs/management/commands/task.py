@@ -57,7 +57,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         task_id = options["task_id"]
-        found = discover()
+        found = discover(in_process=True)  # the developer's own machine and code
         definition = found.get(task_id)
         if definition is None:
             available = ", ".join(sorted(found.tasks)) or "(none)"

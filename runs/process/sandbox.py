@@ -1,0 +1,449 @@
+"""The sandbox a run's process lives in: namespaces, a user of its own, limits. No Django here.
+
+Per run, in the fork server's freshly forked child (C1), which costs about 2 ms:
+
+  C1  unshare(PID + mount + IPC [+ network when the task asked for none] [+ user, when Studio is
+      not root]). Mount namespace: every mount read-only and nosuid; a private tmpfs on /tmp of
+      `disk_mb` (the work directory is /tmp/work, /dev/shm lives in it too); Studio's var/,
+      database and queue files hidden; the definitions directories bound back read-only. Then it
+      forks C2 and waits: it only relays C2's exit status. A kill of C1's process group kills C2
+      too (PDEATHSIG), and when C2 ends the kernel ends every process left in its namespace,
+      double-forked `setsid` daemons included.
+  C2  PID 1 of the new PID namespace: a fresh /proc that shows only the run's processes; then
+      the run's own user (as root: uid/gid `uid_base + pid of C1`, unique among live runs on
+      this host; otherwise the user namespace's unprivileged id), no capabilities,
+      no_new_privs, the rlimits; then it forks C3 and reaps orphans until C3 ends.
+  C3  PID 2: the caller goes on to run the task here.
+
+`isolate()` returns in C2 only. Nothing here imports a task: the caller does that afterwards.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import resource
+import signal
+import sys
+from dataclasses import asdict, dataclass, field
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+SYS_MOUNT_SETATTR = 442  # the same number on every architecture (added after the table merge)
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine)
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+INNER_ID = 1000  # the run's uid/gid inside a user namespace (when Studio is not root)
+
+LIMIT_NAMES = ("memory_mb", "cpu_seconds", "max_processes", "max_file_mb", "disk_mb")
+DEFAULT_LIMITS = {
+    "memory_mb": 1024,
+    "cpu_seconds": 3600,
+    "max_processes": 64,
+    "max_file_mb": 100,
+    "disk_mb": 100,
+}
+# A run killed by one of these signals hit the limit named (the kernel's way of saying so).
+LIMIT_SIGNALS = {signal.SIGXCPU: "cpu_limit", signal.SIGXFSZ: "file_size_limit"}
+# Codes and messages for a limit a run exceeded.
+LIMIT_CODES = {
+    "memory_mb": ("memory_limit", "the run exceeded its memory limit of {} MB"),
+    "cpu_seconds": ("cpu_limit", "the run used more than its {} s of CPU time"),
+    "max_processes": ("process_limit", "the run tried to have more than {} processes"),
+    "max_file_mb": ("file_size_limit", "the run tried to write a file larger than {} MB"),
+    "disk_mb": ("disk_limit", "the run filled its {} MB of private disk space (/tmp)"),
+}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+_libc.mount.argtypes.append(ctypes.c_void_p)
+_libc.syscall.restype = ctypes.c_long
+
+
+class SandboxError(OSError):
+    pass
+
+
+@dataclass
+class Policy:
+    """What the worker tells its fork server about sandboxing, once, at start."""
+
+    mode: str = "auto"  # auto | required | off
+    hide: list[str] = field(default_factory=list)  # Studio's var/, database and queue files
+    definitions: list[str] = field(default_factory=list)  # bound back read-only
+    uid_base: int = 1_000_000_000
+    limits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    enabled: bool = False  # set by the fork server once a probe succeeded
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Policy:
+        return cls(**json.loads(text))
+
+    def limits_for(self, overrides: dict | None) -> dict:
+        limits = dict(self.limits)
+        limits.update({k: v for k, v in (overrides or {}).items() if k in LIMIT_NAMES})
+        return limits
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise SandboxError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    _check(
+        _libc.mount(
+            source.encode() if source else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            data.encode() if data else None,
+        ),
+        f"mount {target}",
+    )
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _read_only(path: str) -> None:
+    """Make `path` and every mount below it read-only and nosuid, in one syscall."""
+    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
+    _check(
+        _libc.syscall(
+            SYS_MOUNT_SETATTR,
+            ctypes.c_int(AT_FDCWD),
+            path.encode(),
+            ctypes.c_uint(AT_RECURSIVE),
+            ctypes.byref(attr),
+            ctypes.c_size_t(ctypes.sizeof(attr)),
+        ),
+        f"mount_setattr {path}",
+    )
+
+
+def _drop_capabilities() -> None:
+    """Clear every capability (needed in a user namespace, where a uid change drops none)."""
+    if SYS_CAPSET is None:
+        raise SandboxError(errno.ENOSYS, "capset: unknown architecture")
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc.syscall(SYS_CAPSET, header, data), "capset")
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _mkdirs(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+
+
+_plans: dict[str, tuple[list[str], list[str]]] = {}
+
+
+def _plan(policy: Policy) -> tuple[list[str], list[str]]:
+    """(covers, binds): directories to cover with an empty tmpfs, and the paths to bind back.
+
+    The definitions directories under /tmp go under the private /tmp; the interpreter, its
+    libraries and Studio's code may sit below a directory the run's user cannot enter (Python
+    installed under /root, say): that directory gets covered, and only they are bound back, so
+    the rest of it (a home directory's keys and dotfiles) stays out of sight. Cached: it only
+    depends on the policy and this interpreter."""
+    key = policy.to_json()
+    if key in _plans:
+        return _plans[key]
+    needed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p}
+    needed.add(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    covers: set[str] = set()
+    binds: set[str] = {os.path.realpath(p) for p in policy.definitions if _under(p, "/tmp")}
+    for path in sorted(needed):
+        if not os.path.exists(path) or _under(path, "/tmp"):
+            continue
+        blocked = None
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts)):
+            ancestor = "/" + "/".join(parts[:i])
+            try:
+                if not os.stat(ancestor).st_mode & 0o001:
+                    blocked = ancestor
+                    break
+            except OSError:
+                break
+        if blocked is not None:
+            covers.add(blocked)
+            binds.add(path)
+    # A bind inside another bind is already there.
+    binds = {b for b in binds if not any(b != o and _under(b, o) for o in binds)}
+    _plans[key] = (sorted(covers), sorted(binds))
+    return _plans[key]
+
+
+def _relay(pid: int) -> None:  # pragma: no cover - runs in C1
+    """C1's life after the fork of C2: wait for it, exit as it did."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)  # only SIGKILL of the group ends us early
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            os._exit(70)
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)
+
+
+def isolate(policy: Policy, limits: dict, *, network: bool = True) -> int:
+    """Put this freshly forked process into a sandbox; return (in C3 only) the run's uid.
+
+    Raises SandboxError (still in C1, nothing forked) when the kernel refuses a step.
+    """
+    root = os.geteuid() == 0
+    outer_uid, outer_gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC
+    if not network:
+        flags |= CLONE_NEWNET
+    if not root:
+        flags |= CLONE_NEWUSER
+    _check(_libc.unshare(flags), "unshare")
+    if root:
+        uid = policy.uid_base + os.getpid()
+    else:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{INNER_ID} {outer_uid} 1")
+        _write("/proc/self/gid_map", f"{INNER_ID} {outer_gid} 1")
+        uid = INNER_ID
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    covers, binds = _plan(policy)
+    # Keep a handle on what the new mounts below would hide, to bind it back afterwards.
+    keep = [(p, os.open(p, os.O_PATH)) for p in binds]
+    _read_only("/")
+    disk = int(limits.get("disk_mb") or DEFAULT_LIMITS["disk_mb"])
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={disk}m,mode=1777")
+    for path in ("/tmp/work", "/tmp/.shm"):
+        os.mkdir(path, 0o700 if path == "/tmp/work" else 0o1777)
+    if root:
+        os.chown("/tmp/work", uid, uid)
+    if os.path.isdir("/dev/shm"):
+        _mount("/tmp/.shm", "/dev/shm", None, MS_BIND)
+    for cover in covers:
+        _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=0755")
+    for path, fd in keep:
+        _mkdirs(path)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
+    for path in covers:
+        _read_only(path)
+    for path, _ in keep:
+        if _under(path, "/tmp"):
+            _read_only(path)
+    for path in policy.hide:
+        if _under(path, "/tmp") or not os.path.exists(path):
+            continue
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k")
+        else:
+            _mount("/dev/null", path, None, MS_BIND)
+    pid = os.fork()
+    if pid:
+        _relay(pid)
+    # C2: PID 1 of the namespace. Die with C1 (whom the supervisor kills by process group).
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if root:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # root -> an ordinary user: every capability goes
+    else:
+        _drop_capabilities()
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    os.chdir("/tmp/work")
+    os.environ["HOME"] = os.environ["TMPDIR"] = "/tmp/work"
+    apply_limits(limits)
+    # PID 1 ignores the signals it has no handler for, even SIGKILL from inside: the task runs
+    # as PID 2, so that signals reach it as anywhere else, and PID 1 reaps orphans.
+    pid = os.fork()
+    if pid:
+        _init(pid)
+    return uid
+
+
+def _init(pid: int) -> None:  # pragma: no cover - PID 1 of a run's namespace
+    """Reap every child; when the task (`pid`) ends, end with its status (and so end the
+    namespace: the kernel kills whatever is left in it)."""
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(70)
+        except InterruptedError:
+            continue
+        if done == pid:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+
+
+def apply_limits(limits: dict) -> None:
+    """The rlimits of this process (inherited by everything it starts)."""
+
+    def cap(which: int, soft: int, hard: int | None = None) -> None:
+        resource.setrlimit(which, (soft, soft if hard is None else hard))
+
+    if limits.get("memory_mb"):
+        cap(resource.RLIMIT_AS, int(limits["memory_mb"]) * 2**20)
+    if limits.get("cpu_seconds"):
+        seconds = int(limits["cpu_seconds"])
+        cap(resource.RLIMIT_CPU, seconds, seconds + 5)  # SIGXCPU first, SIGKILL 5 s later
+    if limits.get("max_processes"):
+        cap(resource.RLIMIT_NPROC, int(limits["max_processes"]))
+    if limits.get("max_file_mb"):
+        cap(resource.RLIMIT_FSIZE, int(limits["max_file_mb"]) * 2**20)
+
+
+def limit_error(name: str, limits: dict) -> dict:
+    code, message = LIMIT_CODES[name]
+    return {"message": message.format(limits.get(name)), "code": code, "detail": None}
+
+
+def limit_exceeded(exc: BaseException | None, limits: dict) -> dict | None:
+    """The limit an exception (or one it was raised from) says the run hit, as an error dict."""
+    seen = 0
+    while exc is not None and seen < 20:
+        seen += 1
+        if isinstance(exc, MemoryError) and limits.get("memory_mb"):
+            return limit_error("memory_mb", limits)
+        if isinstance(exc, OSError):
+            if exc.errno == errno.EFBIG and limits.get("max_file_mb"):
+                return limit_error("max_file_mb", limits)
+            if exc.errno == errno.ENOSPC and limits.get("disk_mb"):
+                return limit_error("disk_mb", limits)
+            if exc.errno == errno.EAGAIN and limits.get("max_processes") and _at_process_limit():
+                return limit_error("max_processes", limits)
+            if exc.errno == errno.ENOMEM and limits.get("memory_mb"):
+                return limit_error("memory_mb", limits)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _at_process_limit() -> bool:
+    """EAGAIN from fork means RLIMIT_NPROC (or the system's own limit): tell them apart."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    try:
+        count = sum(1 for name in os.listdir("/proc") if name.isdigit())
+    except OSError:
+        return True
+    return soft != resource.RLIM_INFINITY and count >= soft - 1
+
+
+def probe(policy: Policy) -> str | None:
+    """None if this kernel lets us sandbox a run (tried for real, in a throwaway child), else why."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the probe child
+        os.close(r)
+        try:
+            os.setsid()
+            isolate(policy, dict(policy.limits), network=True)
+            os.write(w, b"ok")
+            os._exit(0)
+        except BaseException as exc:  # noqa: BLE001
+            try:
+                os.write(w, f"{type(exc).__name__}: {exc}".encode()[:500])
+            finally:
+                os._exit(1)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 4096):
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(pid, 0)
+    message = b"".join(chunks).decode(errors="replace")
+    return None if message == "ok" else (message or "the probe died")
+
+
+def guard_loopback(policy: Policy) -> str | None:
+    """Keep runs (as root: uids from uid_base on) off the host's loopback services: database,
+    Redis, Studio's web server. None when the firewall rule is in place, else why not."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        return "Studio does not run as root: owner-based filtering needs root"
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            top = policy.uid_base + int(f.read())
+    except OSError:
+        top = policy.uid_base + 4194304
+    problems = []
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            problems.append(f"{tool} is not installed")
+            continue
+        rule = ["OUTPUT", "-o", "lo", "-m", "owner", "--uid-owner", f"{policy.uid_base}-{top}"]
+        rule += ["-j", "REJECT"]
+        try:
+            present = subprocess.run([tool, "-w", "-C", *rule], capture_output=True).returncode == 0
+            if not present:
+                done = subprocess.run([tool, "-w", "-I", *rule], capture_output=True, text=True)
+                if done.returncode != 0:
+                    problems.append(f"{tool}: {done.stderr.strip()[:200]}")
+        except OSError as exc:
+            problems.append(f"{tool}: {exc}")
+    return "; ".join(problems) or None
+
+
+def block_django() -> None:
+    """Make `import django` (and Studio's own Django modules) fail inside a sandboxed process:
+    a task file that needs Studio's settings or database is a broken task file."""
+    sys.meta_path.insert(0, _NoDjango())
+    for name in list(sys.modules):
+        if name == "django" or name.startswith("django."):
+            del sys.modules[name]
+
+
+class _NoDjango:
+    BLOCKED = ("django", "studio", "huey")
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".", 1)[0] in self.BLOCKED:
+            raise ImportError(
+                f"{fullname} cannot be imported by a task: tasks run sandboxed, without "
+                "Studio's settings, database or queue"
+            )
+        return None
