@@ -28,6 +28,8 @@ from ..definitions import definition_to_data, load_task_file
 from . import sandbox
 
 FILE_TIMEOUT = 10.0  # seconds one file may take to import
+# Taken before any file is imported: a file that monkeypatches json spoils only its own answer.
+_dumps = json.dumps
 
 Loader = Callable[[Path, str, bytes], dict]
 LOADERS: dict[str, Loader] = {}
@@ -57,9 +59,9 @@ def _load_one(loader: Loader, path: Path, item_id: str, source: bytes) -> dict:
             except ValueError as exc:
                 message = {"error": str(exc)}
             try:
-                text = json.dumps(message, allow_nan=False)
+                text = _dumps(message, allow_nan=False)
             except (TypeError, ValueError) as exc:
-                text = json.dumps({"error": f"its definition is not JSON data: {exc}"})
+                text = _dumps({"error": f"its definition is not JSON data: {exc}"})
             view = memoryview(text.encode())
             while view:
                 view = view[os.write(w, view) :]

@@ -492,7 +492,7 @@ class Supervisor:
             engine.hand_back(run, self.name, reason="the worker shut down before the run finished")
             return
         now = timezone.now()
-        result = self.result or {}
+        result = (self.result or {}) if self.kill_reason is None else {}
         fields = {
             "logs": self.logs.text(),
             "exit_code": self.exit_code,

@@ -24,6 +24,9 @@ log = logging.getLogger("runs.worker")
 
 class StudioConsumer(Consumer):
     def start(self):
+        # Started from this (main) thread: the zygote dies with the process, not with a thread.
+        # First, so that STUDIO_SANDBOX=required stops the worker before it says it is ready.
+        engine.fork_server().start()
         found = discover()
         log.info(
             "worker ready: %d task(s), %d discovery error(s), %d worker thread(s)",
@@ -31,8 +34,6 @@ class StudioConsumer(Consumer):
             len(found.errors),
             self.workers,
         )
-        # Started from this (main) thread: the zygote dies with the process, not with a thread.
-        engine.fork_server().start()
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
         super().start()
