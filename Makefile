@@ -6,7 +6,7 @@ DEPS   := $(shell sha1sum pyproject.toml | cut -c1-12)
 PG_URL    ?= postgres://postgres@127.0.0.1:5432/studio
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-services install install-dev browser lint bench worker help
+.PHONY: run test test-sqlite test-services install install-dev browser sandbox-deps lint bench worker help
 
 help:
 	@echo "make run    set up and serve Studio on http://127.0.0.1:$${PORT:-8000} (UI, API, worker)"
@@ -29,12 +29,12 @@ $(VENV)/.installed-dev-$(DEPS): | $(BIN)/python
 install: $(VENV)/.installed-$(DEPS)
 install-dev: $(VENV)/.installed-dev-$(DEPS)
 
-run: install
+run: install sandbox-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap
 	exec $(BIN)/python manage.py serve
 
-worker: install
+worker: install sandbox-deps
 	exec $(BIN)/python manage.py run_huey
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here).
@@ -43,7 +43,15 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; }
 
-test: install-dev browser
+# Runs are sandboxed with the kernel's namespaces (no package needed); as root, Studio keeps runs
+# off the host's loopback with an iptables owner rule, so it needs iptables (README: "What a run
+# can reach").
+sandbox-deps:
+	@command -v iptables >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iptables >/dev/null; \
+	  else echo "note: iptables is missing (only used when Studio runs as root)" >&2; fi; }
+
+test: install-dev browser sandbox-deps
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-services
 

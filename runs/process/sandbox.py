@@ -295,7 +295,9 @@ def isolate(policy: Policy, limits: dict, *, network: bool = True) -> int:
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     os.chdir("/tmp/work")
     os.environ["HOME"] = os.environ["TMPDIR"] = "/tmp/work"
-    apply_limits(limits)
+    # RLIMIT_NPROC counts every process of the real uid: in a user namespace that is Studio's
+    # own user outside, so only a run with a uid of its own (Studio as root) can have it.
+    apply_limits(limits if root else {k: v for k, v in limits.items() if k != "max_processes"})
     # PID 1 ignores the signals it has no handler for, even SIGKILL from inside: the task runs
     # as PID 2, so that signals reach it as anywhere else, and PID 1 reaps orphans.
     pid = os.fork()
