@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -353,11 +354,13 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
     )
 
 
-def load_task_file(path: Path, task_id: str, source: bytes | None = None) -> TaskDefinition:
+def load_task_file(
+    path: Path, task_id: str, source: bytes | CodeType | None = None
+) -> TaskDefinition:
     """Import one task file by path and return its definition; raise ValueError saying why not.
 
-    With `source`, run those bytes as the file (a sandboxed process reads the file before it
-    gives up the rights to)."""
+    With `source`, run those bytes (or that compiled code) as the file: the fork server reads
+    and compiles it before the sandboxed child gives up the rights to read it."""
     # Unique per path: ids "a-b" and "a_b" must not share a module.
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     safe_id = re.sub(r"\W", "_", task_id)
@@ -375,7 +378,8 @@ def load_task_file(path: Path, task_id: str, source: bytes | None = None) -> Tas
             spec.loader.exec_module(module)
         else:
             module.__file__ = str(path)
-            exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102
+            code = source if isinstance(source, CodeType) else compile(source, str(path), "exec")
+            exec(code, module.__dict__)  # noqa: S102
     except SyntaxError as exc:
         sys.modules.pop(module_name, None)
         raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None

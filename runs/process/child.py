@@ -23,6 +23,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from ..definitions import TaskContext, filtered_env, load_task_file
@@ -31,6 +32,7 @@ from .runner import error_dict, execute
 
 EVENTS_FD = 3
 CONTROL_FD = 4
+STATUS_FD = 5  # sandboxed: PID 1 of the run writes the task's exit code here (never the task)
 PR_SET_PDEATHSIG = 1
 
 
@@ -72,47 +74,63 @@ class Child:
     stderr_fd: int
     events_fd: int
     control_fd: int
+    status_fd: int | None = None  # readable once the task's exit code is known (sandboxed)
 
 
-def spawn(request: dict, policy: sandbox.Policy) -> Child:
+def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception) -> Child:
     """Fork a child that runs the task of `request` ({"task_id", "path", "limits", "network",
-    "input", ...}) in a sandbox as `policy` says; return the parent's ends of its pipes."""
+    "input", ...}) in a sandbox as `policy` says; `code` is its task file compiled (or why it
+    could not be). Return the parent's ends of its pipes. (The caller has blocked Django
+    imports already: sandbox.block_django.)"""
     limits = policy.limits_for(request.get("limits"))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     ev_r, ev_w = os.pipe()
     ctl_r, ctl_w = os.pipe()
+    # Sandboxed, the exit is reported by the run's PID 1 as soon as the task ends, before the
+    # kernel tears the namespaces down: that teardown stays off the run's critical path.
+    st_r, st_w = os.pipe() if policy.enabled else (None, None)
     try:
         pid = os.fork()
     except OSError:
-        for fd in (out_r, out_w, err_r, err_w, ev_r, ev_w, ctl_r, ctl_w):
-            os.close(fd)
+        for fd in (out_r, out_w, err_r, err_w, ev_r, ev_w, ctl_r, ctl_w, st_r, st_w):
+            if fd is not None:
+                os.close(fd)
         raise
     if pid == 0:  # pragma: no cover - runs in the child; covered by the engine tests
-        os._exit(_run_child(request, policy, limits, (out_w, err_w, ev_w, ctl_r)))
-    for fd in (out_w, err_w, ev_w, ctl_r):
-        os.close(fd)
-    return Child(pid=pid, stdout_fd=out_r, stderr_fd=err_r, events_fd=ev_r, control_fd=ctl_w)
+        status = 70
+        try:  # whatever happens, this process never returns into the fork server's loop
+            status = _run_child(request, policy, limits, (out_w, err_w, ev_w, ctl_r, st_w), code)
+        finally:
+            os._exit(status)
+    for fd in (out_w, err_w, ev_w, ctl_r, st_w):
+        if fd is not None:
+            os.close(fd)
+    return Child(
+        pid=pid, stdout_fd=out_r, stderr_fd=err_r, events_fd=ev_r, control_fd=ctl_w, status_fd=st_r
+    )
 
 
 def _result(ok: bool, output: Any, error: dict | None, duration_ms: int = 0) -> dict:
     return {"t": "result", "ok": ok, "output": output, "error": error, "duration_ms": duration_ms}
 
 
-def _run_child(
-    request: dict, policy: sandbox.Policy, limits: dict, fds: tuple
-) -> int:  # pragma: no cover
-    code = 70
+def _run_child(  # pragma: no cover - runs in the child
+    request: dict, policy: sandbox.Policy, limits: dict, fds: tuple, code: CodeType | Exception
+) -> int:
+    exit_code = 70
     try:
         _become_child(*fds)
         path = Path(request["path"])
-        try:
-            source = path.read_bytes()  # before the sandbox: the run's user may not read it
-        except OSError as exc:
-            source = exc
+        source = code  # compiled by the fork server: the run's user may not read the file
         if policy.enabled:
             try:
-                sandbox.isolate(policy, limits, network=request.get("network", True) is not False)
+                sandbox.isolate(
+                    policy,
+                    limits,
+                    network=request.get("network", True) is not False,
+                    status_fd=STATUS_FD,
+                )
             except sandbox.SandboxError as exc:
                 _send_raw(
                     _result(
@@ -125,10 +143,9 @@ def _run_child(
         else:
             # No own user here: RLIMIT_NPROC would count Studio's processes, so it is left out.
             sandbox.apply_limits({k: v for k, v in limits.items() if k != "max_processes"})
-        sandbox.block_django()
         try:
-            if isinstance(source, OSError):
-                raise ValueError(f"cannot be read: {source}")
+            if isinstance(source, Exception):
+                raise ValueError(str(source))
             definition = load_task_file(path, request["task_id"], source)
         except ValueError as exc:
             _send_raw(
@@ -159,7 +176,7 @@ def _run_child(
         sys.stdout.flush()
         sys.stderr.flush()
         ctx._send(_result(outcome.ok, outcome.output, outcome.error, outcome.duration_ms))
-        code = outcome.exit_code
+        exit_code = outcome.exit_code
     except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent must hear of it
         try:
             detail = traceback.format_exc()
@@ -170,14 +187,16 @@ def _run_child(
             _send_raw(_result(False, None, {**error, "detail": detail}))
         except BaseException:  # noqa: BLE001
             pass
-    return code
+    return exit_code
 
 
 def _send_raw(message: dict) -> None:
     os.write(EVENTS_FD, (json.dumps(message, default=str) + "\n").encode())
 
 
-def _become_child(out_w: int, err_w: int, ev_w: int, ctl_r: int) -> None:  # pragma: no cover
+def _become_child(  # pragma: no cover
+    out_w: int, err_w: int, ev_w: int, ctl_r: int, st_w: int | None = None
+) -> None:
     os.setsid()  # own process group: a kill reaches everything the task spawned
     die_with_parent()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
@@ -189,11 +208,14 @@ def _become_child(out_w: int, err_w: int, ev_w: int, ctl_r: int) -> None:  # pra
     os.dup2(err_w, 2)
     # Park the two protocol pipes on fixed numbers, then drop every other inherited descriptor
     # (other runs' pipes, database and queue sockets) so nothing leaks between runs.
-    ev = fcntl.fcntl(ev_w, fcntl.F_DUPFD, 10)  # above 4, so parking cannot clobber them
+    ev = fcntl.fcntl(ev_w, fcntl.F_DUPFD, 10)  # above 5, so parking cannot clobber them
     ctl = fcntl.fcntl(ctl_r, fcntl.F_DUPFD, 10)
+    st = fcntl.fcntl(st_w, fcntl.F_DUPFD, 10) if st_w is not None else None
     os.dup2(ev, EVENTS_FD)
     os.dup2(ctl, CONTROL_FD)
-    os.closerange(CONTROL_FD + 1, _max_fd())
+    if st is not None:
+        os.dup2(st, STATUS_FD)
+    os.closerange((STATUS_FD if st is not None else CONTROL_FD) + 1, _max_fd())
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
     sys.stdout = io.TextIOWrapper(
         io.FileIO(1, "w", closefd=False),

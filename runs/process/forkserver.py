@@ -23,6 +23,7 @@ it kills every run's process group, and each child also dies with the zygote (PD
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import selectors
@@ -37,8 +38,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType
 
-from .sandbox import Policy, guard_loopback, probe
+from .sandbox import Policy, block_django, guard_loopback, probe
+from .sandbox import _plan as sandbox_plan
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 30.0
@@ -193,6 +196,43 @@ def _read_request(conn: socket.socket) -> dict:
     return json.loads(data)
 
 
+_code_cache: dict[str, tuple[tuple[int, int], CodeType | Exception]] = {}
+
+
+def _compiled(path: str) -> CodeType | Exception:
+    """A task file compiled (pure: no code of it runs here), cached by mtime and size; or the
+    reason it cannot be, for the child to report."""
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = _code_cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        return ValueError(f"cannot be read: {exc}")
+    try:
+        code: CodeType | Exception = compile(source, path, "exec")
+    except SyntaxError as exc:
+        code = ValueError(f"syntax error on line {exc.lineno}: {exc.msg}")
+    except (ValueError, TypeError) as exc:
+        code = ValueError(f"cannot be compiled: {exc}")
+    _code_cache[path] = (stamp, code)
+    return code
+
+
+def _report(conn: socket.socket | None, code: int) -> None:
+    """Tell the worker how its run's process ended (once: later reports find no connection)."""
+    if conn is None:
+        return
+    try:
+        conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+    except OSError:
+        pass
+    conn.close()
+
+
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -253,6 +293,12 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     if os.getppid() != worker_pid:
         return
     _set_up_sandbox(policy)
+    block_django()  # for every child: a task file that imports Django fails to load
+    if policy.enabled:
+        sandbox_plan(policy)  # computed once here rather than in every child
+    # What every fork shares stays shared: the children's garbage collector leaves it alone
+    # instead of touching (and so copying) every page of it.
+    gc.freeze()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -277,7 +323,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     task_path = os.path.realpath(request.get("path") or "")
                     if not task_path.startswith(os.path.realpath(tasks_dir) + os.sep):
                         raise LookupError(f"task {request['task_id']!r} is not in {tasks_dir}")
-                    child = spawn(request, policy)
+                    child = spawn(request, policy, _compiled(task_path))
                 except Exception as exc:  # noqa: BLE001 - tell the worker, keep serving
                     try:
                         conn.sendall(
@@ -292,12 +338,27 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     socket.send_fds(conn, [json.dumps({"pid": child.pid}).encode() + b"\n"], fds)
                     conn.settimeout(None)
                     waiting[child.pid] = conn
+                    if child.status_fd is not None:
+                        sel.register(child.status_fd, selectors.EVENT_READ, ("status", child.pid))
                 except OSError:  # the worker went away: nobody would supervise this child
                     conn.close()
                     _kill_group(child.pid)
+                    if child.status_fd is not None:
+                        os.close(child.status_fd)
                 finally:
                     for fd in fds:
                         os.close(fd)
+            elif isinstance(key.data, tuple):
+                # The run's PID 1 reports the task's exit (or hangs up if it was killed).
+                _, pid = key.data
+                try:
+                    data = os.read(key.fd, 64)
+                except OSError:
+                    data = b""
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                if data.strip().isdigit():
+                    _report(waiting.pop(pid, None), int(data))
             else:
                 try:
                     while os.read(wake_r, 4096):
@@ -311,15 +372,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                         break
                     if pid == 0:
                         break
-                    conn = waiting.pop(pid, None)
-                    if conn is not None:
-                        try:
-                            conn.sendall(
-                                json.dumps({"exit": exit_code_of(status)}).encode() + b"\n"
-                            )
-                        except OSError:
-                            pass
-                        conn.close()
+                    _report(waiting.pop(pid, None), exit_code_of(status))
 
 
 if __name__ == "__main__":

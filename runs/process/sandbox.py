@@ -229,10 +229,14 @@ def _relay(pid: int) -> None:  # pragma: no cover - runs in C1
     os._exit(128 - code if code < 0 else code)
 
 
-def isolate(policy: Policy, limits: dict, *, network: bool = True) -> int:
+def isolate(
+    policy: Policy, limits: dict, *, network: bool = True, status_fd: int | None = None
+) -> int:
     """Put this freshly forked process into a sandbox; return (in C3 only) the run's uid.
 
-    Raises SandboxError (still in C1, nothing forked) when the kernel refuses a step.
+    Raises SandboxError (still in C1, nothing forked) when the kernel refuses a step. With
+    `status_fd`, PID 1 writes the task's exit code there as soon as the task ends (the task
+    itself never holds that descriptor).
     """
     root = os.geteuid() == 0
     outer_uid, outer_gid = os.getuid(), os.getgid()
@@ -282,6 +286,8 @@ def isolate(policy: Policy, limits: dict, *, network: bool = True) -> int:
             _mount("/dev/null", path, None, MS_BIND)
     pid = os.fork()
     if pid:
+        if status_fd is not None:
+            os.close(status_fd)  # only PID 1 holds it: EOF there means PID 1 is gone
         _relay(pid)
     # C2: PID 1 of the namespace. Die with C1 (whom the supervisor kills by process group).
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -302,13 +308,15 @@ def isolate(policy: Policy, limits: dict, *, network: bool = True) -> int:
     # as PID 2, so that signals reach it as anywhere else, and PID 1 reaps orphans.
     pid = os.fork()
     if pid:
-        _init(pid)
+        _init(pid, status_fd)
+    if status_fd is not None:
+        os.close(status_fd)
     return uid
 
 
-def _init(pid: int) -> None:  # pragma: no cover - PID 1 of a run's namespace
-    """Reap every child; when the task (`pid`) ends, end with its status (and so end the
-    namespace: the kernel kills whatever is left in it)."""
+def _init(pid: int, status_fd: int | None) -> None:  # pragma: no cover - PID 1 of a run
+    """Reap every child; when the task (`pid`) ends, report and end with its status (and so
+    end the namespace: the kernel kills whatever is left in it)."""
     while True:
         try:
             done, status = os.waitpid(-1, 0)
@@ -318,7 +326,13 @@ def _init(pid: int) -> None:  # pragma: no cover - PID 1 of a run's namespace
             continue
         if done == pid:
             code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
+            code = 128 - code if code < 0 else code
+            if status_fd is not None:
+                try:
+                    os.write(status_fd, b"%d\n" % code)
+                except OSError:
+                    pass
+            os._exit(code)
 
 
 def apply_limits(limits: dict) -> None:
