@@ -173,7 +173,7 @@ def _mkdirs(path: str) -> None:
     os.makedirs(path, exist_ok=True)
 
 
-_plans: dict[str, tuple[list[str], list[str]]] = {}
+_plans: dict[str, tuple[list[str], list[str]]] = {}  # per Policy object of this process
 
 
 def _plan(policy: Policy) -> tuple[list[str], list[str]]:
@@ -184,7 +184,7 @@ def _plan(policy: Policy) -> tuple[list[str], list[str]]:
     installed under /root, say): that directory gets covered, and only they are bound back, so
     the rest of it (a home directory's keys and dotfiles) stays out of sight. Cached: it only
     depends on the policy and this interpreter."""
-    key = policy.to_json()
+    key = f"{id(policy)}:{policy.definitions}"  # cheap: this runs in every child
     if key in _plans:
         return _plans[key]
     needed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p}
