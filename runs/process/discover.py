@@ -106,15 +106,24 @@ def main(kind: str, root: str) -> int:
         except OSError as exc:
             results[str(path)] = {"error": f"cannot be read: {exc}"}
     sandboxed = False
-    if policy.mode != "off":
+    refused = sandbox.probe(policy) if policy.mode != "off" else None
+    if refused is not None and policy.mode != "required":
+        print(f"WARNING: discovery runs without a sandbox: {refused}", file=sys.stderr)
+    elif policy.mode != "off":
         try:
+            if refused is not None:
+                raise sandbox.SandboxError(0, refused)
             sandbox.isolate(policy, dict(policy.limits), network=False)
             sandboxed = True
         except sandbox.SandboxError as exc:
-            if policy.mode == "required":
-                print(f"cannot sandbox discovery: {exc}", file=sys.stderr)
-                return 78
-            print(f"WARNING: discovery runs without a sandbox: {exc}", file=sys.stderr)
+            # Required, or failing half-way (in PID 1 of the new namespace): report no file
+            # rather than import one in a process that is not sandboxed.
+            why = f"discovery could not be sandboxed: {exc}"
+            print(why, file=sys.stderr)
+            for path, _ in files:
+                results.setdefault(str(path), {"error": why})
+            sys.stdout.write(json.dumps({"results": results, "sandboxed": False}))
+            return 0
     sandbox.block_django()
     for path, item_id in files:
         if path in sources:

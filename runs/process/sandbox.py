@@ -292,12 +292,15 @@ def isolate(
     # C2: PID 1 of the namespace. Die with C1 (whom the supervisor kills by process group).
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    if root:
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)  # root -> an ordinary user: every capability goes
-    else:
-        _drop_capabilities()
+    try:
+        if root:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)  # root -> an ordinary user: every capability goes
+        else:
+            _drop_capabilities()
+    except (OSError, OverflowError) as exc:
+        raise SandboxError(errno.EPERM, f"cannot become the run's user {uid}: {exc}") from None
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     os.chdir("/tmp/work")
     os.environ["HOME"] = os.environ["TMPDIR"] = "/tmp/work"

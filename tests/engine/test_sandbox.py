@@ -177,3 +177,20 @@ def test_a_task_file_importing_django_is_a_discovery_error_and_the_rest_runs(
     assert "1 discovery error" in worker.log
     run = wait_status(create("echo", input={"lines": ["hi"]}), "completed", "failed")
     assert run.status == "completed", run.error
+
+
+# A uid base so high that the run's uid overflows: a stand-in for a kernel that refuses.
+IMPOSSIBLE = {"STUDIO_SANDBOX_UID_BASE": 4_294_967_000}
+
+
+def test_required_refuses_to_start_a_worker_that_cannot_sandbox(start_test_worker):
+    with pytest.raises(RuntimeError, match="runs cannot be sandboxed here") as failure:
+        start_test_worker(STUDIO_SANDBOX="required", **IMPOSSIBLE)
+    assert "worker ready" not in str(failure.value)
+
+
+def test_auto_warns_loudly_and_still_runs_without_a_sandbox(start_test_worker, create):
+    worker = start_test_worker(STUDIO_SANDBOX="auto", **IMPOSSIBLE)
+    assert "WARNING: runs are NOT sandboxed" in worker.log
+    run = wait_status(create("echo", input={"lines": ["x"]}), "completed", "failed")
+    assert run.status == "completed", run.error
