@@ -15,7 +15,11 @@ Protocol, one Unix stream connection per run:
                      "project_id", "run_id", "attempt"}
   zygote -> worker   one JSON line {"pid": N} carrying the child's pipe ends as SCM_RIGHTS
                      [stdout, stderr, events, control], or {"error": "..."}
-  zygote -> worker   later, one JSON line {"exit": code} once the child has exited; then EOF
+  zygote -> worker   later, one JSON line {"exit": code} once the task has exited (sandboxed:
+                     as the run's PID 1 reports it, before the namespaces are torn down;
+                     otherwise when the child is reaped); then EOF
+The zygote compiles task files (never runs them: cached by mtime and size) and blocks Django
+imports before it forks, so each child only executes its own file's code.
 The socket lives in a private (0700) directory. The zygote dies with its worker; on the way out
 it kills every run's process group, and each child also dies with the zygote (PDEATHSIG).
 """
