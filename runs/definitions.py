@@ -491,13 +491,24 @@ class TaskRegistry:
 
 _registries: dict[tuple[Path, bool], TaskRegistry] = {}
 _registries_lock = threading.Lock()
+_sandboxed_loader: Callable[[], BatchLoader] | None = None
+
+
+def use_sandboxed_discovery(make_loader: Callable[[], BatchLoader]) -> None:
+    """Have `discover()` load files through `make_loader()` (Studio's app config passes the
+    sandboxed discovery process; this module stays free of Django and of subprocesses)."""
+    global _sandboxed_loader
+    with _registries_lock:
+        _sandboxed_loader = make_loader
+        for key in [k for k in _registries if not k[1]]:
+            del _registries[key]
 
 
 def get_registry(root: Path | None = None, *, in_process: bool = False) -> TaskRegistry:
     """The registry of `root` (default: settings.STUDIO_TASKS_DIR).
 
     Studio's web and worker processes never import task files themselves: unless `in_process`
-    (the CLI, `manage.py task`), a sandboxed subprocess imports them and reports data."""
+    (the CLI, `manage.py task`), the loader given to `use_sandboxed_discovery` does."""
     if root is None:
         from django.conf import settings
 
@@ -505,11 +516,7 @@ def get_registry(root: Path | None = None, *, in_process: bool = False) -> TaskR
     root = Path(root).resolve()
     with _registries_lock:
         if (root, in_process) not in _registries:
-            loader = None
-            if not in_process:
-                from .sandboxing import discovery_loader
-
-                loader = discovery_loader("tasks", definition_from_data)
+            loader = None if in_process or _sandboxed_loader is None else _sandboxed_loader()
             _registries[(root, in_process)] = TaskRegistry(root, loader)
         return _registries[(root, in_process)]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connections
 
-from .definitions import filtered_env
+from .definitions import definition_from_data, filtered_env
 from .process.sandbox import Policy
 
 log = logging.getLogger(__name__)
@@ -113,3 +113,8 @@ def discovery_loader(kind: str, convert: Callable[[dict], object]):
         return out
 
     return load
+
+
+def task_loader():
+    """The batch loader of task files for Studio's processes (runs/apps.py installs it)."""
+    return discovery_loader("tasks", definition_from_data)
