@@ -16,9 +16,12 @@ import ctypes
 import fcntl
 import io
 import json
+import marshal
 import os
 import select
 import signal
+import socket
+import struct
 import sys
 import traceback
 from dataclasses import dataclass
@@ -121,7 +124,6 @@ def _run_child(  # pragma: no cover - runs in the child
     exit_code = 70
     try:
         _become_child(*fds)
-        path = Path(request["path"])
         source = code  # compiled by the fork server: the run's user may not read the file
         if policy.enabled:
             try:
@@ -143,40 +145,7 @@ def _run_child(  # pragma: no cover - runs in the child
         else:
             # No own user here: RLIMIT_NPROC would count Studio's processes, so it is left out.
             sandbox.apply_limits({k: v for k, v in limits.items() if k != "max_processes"})
-        try:
-            if isinstance(source, Exception):
-                raise ValueError(str(source))
-            definition = load_task_file(path, request["task_id"], source)
-        except ValueError as exc:
-            _send_raw(
-                _result(
-                    False,
-                    None,
-                    error_dict(f"the task file failed to load: {exc}", "task_load_failed"),
-                )
-            )
-            return 1
-        ctx = ChildContext(
-            events_fd=EVENTS_FD,
-            control_fd=CONTROL_FD,
-            input=request.get("input") or {},
-            config=request.get("config") or {},
-            env=filtered_env(definition.env_allowlist),
-            project_id=request.get("project_id"),
-            run_id=request.get("run_id"),
-            attempt=request.get("attempt", 1),
-        )
-        outcome = execute(definition, ctx)
-        if not outcome.ok:
-            hit = sandbox.limit_exceeded(outcome.exception, limits)
-            if hit is not None:
-                outcome.error = {**hit, "detail": outcome.error.get("detail")}
-            if outcome.error.get("detail"):
-                sys.stderr.write(outcome.error["detail"])  # the traceback, in the live log too
-        sys.stdout.flush()
-        sys.stderr.flush()
-        ctx._send(_result(outcome.ok, outcome.output, outcome.error, outcome.duration_ms))
-        exit_code = outcome.exit_code
+        exit_code = _execute_task(request, limits, source)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent must hear of it
         try:
             detail = traceback.format_exc()
@@ -188,6 +157,188 @@ def _run_child(  # pragma: no cover - runs in the child
         except BaseException:  # noqa: BLE001
             pass
     return exit_code
+
+
+def _execute_task(
+    request: dict, limits: dict, source: CodeType | Exception
+) -> int:  # pragma: no cover
+    """In the task's process, sandbox entered: load its file, run it, send the result."""
+    path = Path(request["path"])
+    try:
+        if isinstance(source, Exception):
+            raise ValueError(str(source))
+        definition = load_task_file(path, request["task_id"], source)
+    except ValueError as exc:
+        _send_raw(
+            _result(
+                False,
+                None,
+                error_dict(f"the task file failed to load: {exc}", "task_load_failed"),
+            )
+        )
+        return 1
+    ctx = ChildContext(
+        events_fd=EVENTS_FD,
+        control_fd=CONTROL_FD,
+        input=request.get("input") or {},
+        config=request.get("config") or {},
+        env=filtered_env(definition.env_allowlist),
+        project_id=request.get("project_id"),
+        run_id=request.get("run_id"),
+        attempt=request.get("attempt", 1),
+    )
+    outcome = execute(definition, ctx)
+    if not outcome.ok:
+        hit = sandbox.limit_exceeded(outcome.exception, limits)
+        if hit is not None:
+            outcome.error = {**hit, "detail": outcome.error.get("detail")}
+        if outcome.error.get("detail"):
+            sys.stderr.write(outcome.error["detail"])  # the traceback, in the live log too
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctx._send(_result(outcome.ok, outcome.output, outcome.error, outcome.duration_ms))
+    return outcome.exit_code
+
+
+# --- a sandbox prepared ahead of its run ---------------------------------------------------------
+# Setting a sandbox up costs two forks and a few mounts; the fork server keeps one ready (with
+# the default limits and network) so that a run that fits it only costs the fork of its task.
+
+WARM_FD = 9  # the prepared sandbox's end of its socket to the fork server
+_HEADER = struct.Struct("!II")
+
+
+@dataclass
+class Warm:
+    pid: int  # its C1: the run's process (group) once a run is handed to it
+    sock: socket.socket
+
+
+def fits_warm(request: dict) -> bool:
+    """A run can use the prepared sandbox: default limits, with network."""
+    return not request.get("limits") and request.get("network", True) is not False
+
+
+def prepare_warm(policy: sandbox.Policy) -> Warm:
+    ours, theirs = socket.socketpair()
+    try:
+        pid = os.fork()
+    except OSError:
+        ours.close()
+        theirs.close()
+        raise
+    if pid == 0:  # pragma: no cover - the prepared sandbox
+        status = 70
+        try:
+            status = _run_warm(policy, theirs.fileno())
+        finally:
+            os._exit(status)
+    theirs.close()
+    return Warm(pid, ours)
+
+
+def hand_to_warm(warm: Warm, request: dict, code: CodeType | Exception) -> Child:
+    """Give `request` to the prepared sandbox `warm`: the run's pipes, its request, its code."""
+    body = json.dumps(
+        {**request, "load_error": str(code) if isinstance(code, Exception) else None}
+    ).encode()
+    compiled = b"" if isinstance(code, Exception) else marshal.dumps(code)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    ev_r, ev_w = os.pipe()
+    ctl_r, ctl_w = os.pipe()
+    st_r, st_w = os.pipe()
+    theirs = (out_w, err_w, ev_w, ctl_r, st_w)
+    try:
+        socket.send_fds(warm.sock, [_HEADER.pack(len(body), len(compiled))], list(theirs))
+        warm.sock.sendall(body + compiled)
+    except OSError:
+        for fd in (out_r, err_r, ev_r, ctl_w, st_r, *theirs):
+            os.close(fd)
+        raise
+    finally:
+        warm.sock.close()
+    for fd in theirs:
+        os.close(fd)
+    return Child(
+        pid=warm.pid,
+        stdout_fd=out_r,
+        stderr_fd=err_r,
+        events_fd=ev_r,
+        control_fd=ctl_w,
+        status_fd=st_r,
+    )
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:  # pragma: no cover
+    chunks, left = [], size
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise ConnectionError("the fork server hung up")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _run_warm(policy: sandbox.Policy, sock_fd: int) -> int:  # pragma: no cover - C1, C2, C3
+    os.setsid()
+    die_with_parent()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.dup2(sock_fd, WARM_FD)
+    os.closerange(3, WARM_FD)
+    os.closerange(WARM_FD + 1, _max_fd())
+    visible = filtered_env()
+    for name in list(os.environ):
+        if name not in visible:
+            del os.environ[name]
+    sock = socket.socket(fileno=WARM_FD)
+    got: dict = {}
+
+    def wait_for_run() -> int:  # in PID 1, everything set up
+        header, fds, _, _ = socket.recv_fds(sock, _HEADER.size, 5)
+        if len(header) < _HEADER.size or len(fds) != 5:
+            os._exit(0)  # the fork server went away, or stopped needing us
+        n_body, n_code = _HEADER.unpack(header)
+        data = _recv_exactly(sock, n_body + n_code)
+        got["request"] = json.loads(data[:n_body])
+        got["code"] = marshal.loads(data[n_body:]) if n_code else None
+        got["fds"] = fds
+        return fds[4]
+
+    limits = dict(policy.limits)
+    try:
+        sandbox.isolate(policy, limits, network=True, wait_for=wait_for_run)
+    except sandbox.SandboxError:
+        return 70
+    # C3, the task's process: the run's pipes in their places, then as any child.
+    out_w, err_w, ev_w, ctl_r, _ = got["fds"]  # isolate() closed the status one here
+    sock.close()
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.dup2(ev_w, EVENTS_FD)
+    os.dup2(ctl_r, CONTROL_FD)
+    for fd in (out_w, err_w, ev_w, ctl_r):
+        if fd > CONTROL_FD:
+            os.close(fd)
+    _text_streams()
+    request = got["request"]
+    code = got["code"] if got["code"] is not None else ValueError(request.get("load_error"))
+    try:
+        return _execute_task(request, limits, code)
+    except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent must hear of it
+        detail = traceback.format_exc()
+        os.write(2, detail.encode(errors="replace"))
+        error = sandbox.limit_exceeded(exc, limits) or error_dict(
+            "the task process crashed", "crashed"
+        )
+        _send_raw(_result(False, None, {**error, "detail": detail}))
+        return 70
 
 
 def _send_raw(message: dict) -> None:
@@ -216,6 +367,16 @@ def _become_child(  # pragma: no cover
     if st is not None:
         os.dup2(st, STATUS_FD)
     os.closerange((STATUS_FD if st is not None else CONTROL_FD) + 1, _max_fd())
+    _text_streams()
+    # Studio's own settings and secrets are not the task's business, nor its subprocesses'.
+    visible = filtered_env()
+    for name in list(os.environ):
+        if name not in visible:
+            del os.environ[name]
+
+
+def _text_streams() -> None:  # pragma: no cover
+    """sys.stdin/stdout/stderr on fds 0-2, line-buffered UTF-8, whatever they were before."""
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
     sys.stdout = io.TextIOWrapper(
         io.FileIO(1, "w", closefd=False),
@@ -229,11 +390,6 @@ def _become_child(  # pragma: no cover
         errors="backslashreplace",
         line_buffering=True,
     )
-    # Studio's own settings and secrets are not the task's business, nor its subprocesses'.
-    visible = filtered_env()
-    for name in list(os.environ):
-        if name not in visible:
-            del os.environ[name]
 
 
 def exit_code_of(wait_status: int) -> int:

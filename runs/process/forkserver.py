@@ -280,16 +280,42 @@ def _set_up_sandbox(policy: Policy) -> None:
 
 
 def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
-    from .child import die_with_parent, exit_code_of, spawn
+    from .child import (
+        die_with_parent,
+        exit_code_of,
+        fits_warm,
+        hand_to_warm,
+        prepare_warm,
+        spawn,
+    )
 
     waiting: dict[int, socket.socket] = {}
+    warm = None  # a sandbox set up ahead of the next run that fits it (child.prepare_warm)
 
     def end(*_) -> None:
         # The worker is gone (PDEATHSIG) or we were told to stop: take every run's process group
         # with us, including what the tasks spawned.
-        for pid in list(waiting):
+        for pid in [*waiting, *([warm.pid] if warm is not None else [])]:
             _kill_group(pid)
         os._exit(0)
+
+    def refill() -> None:
+        nonlocal warm
+        if policy.enabled and warm is None:
+            try:
+                warm = prepare_warm(policy)
+            except OSError:  # no process to spare now: the next run takes the slow path
+                warm = None
+
+    def start(request: dict, code):
+        nonlocal warm
+        if warm is not None and fits_warm(request):
+            ready, warm = warm, None
+            try:
+                return hand_to_warm(ready, request, code)
+            except OSError:  # it died meanwhile: start this run the slow way
+                _kill_group(ready.pid)
+        return spawn(request, policy, code)
 
     signal.signal(signal.SIGTERM, end)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the worker, which drains first
@@ -303,6 +329,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     # What every fork shares stays shared: the children's garbage collector leaves it alone
     # instead of touching (and so copying) every page of it.
     gc.freeze()
+    refill()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -327,7 +354,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     task_path = os.path.realpath(request.get("path") or "")
                     if not task_path.startswith(os.path.realpath(tasks_dir) + os.sep):
                         raise LookupError(f"task {request['task_id']!r} is not in {tasks_dir}")
-                    child = spawn(request, policy, _compiled(task_path))
+                    child = start(request, _compiled(task_path))
                 except Exception as exc:  # noqa: BLE001 - tell the worker, keep serving
                     try:
                         conn.sendall(
@@ -352,6 +379,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                 finally:
                     for fd in fds:
                         os.close(fd)
+                refill()  # after the reply: the next sandbox is set up off this run's path
             elif isinstance(key.data, tuple):
                 # The run's PID 1 reports the task's exit (or hangs up if it was killed).
                 _, pid = key.data
@@ -376,6 +404,11 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                         break
                     if pid == 0:
                         break
+                    if warm is not None and pid == warm.pid:  # died unused: prepare another
+                        warm.sock.close()
+                        warm = None
+                        refill()
+                        continue
                     _report(waiting.pop(pid, None), exit_code_of(status))
 
 

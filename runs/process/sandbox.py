@@ -27,6 +27,7 @@ import os
 import resource
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 CLONE_NEWNS = 0x00020000
@@ -230,13 +231,20 @@ def _relay(pid: int) -> None:  # pragma: no cover - runs in C1
 
 
 def isolate(
-    policy: Policy, limits: dict, *, network: bool = True, status_fd: int | None = None
+    policy: Policy,
+    limits: dict,
+    *,
+    network: bool = True,
+    status_fd: int | None = None,
+    wait_for: Callable[[], int] | None = None,
 ) -> int:
     """Put this freshly forked process into a sandbox; return (in C3 only) the run's uid.
 
     Raises SandboxError (still in C1, nothing forked) when the kernel refuses a step. With
     `status_fd`, PID 1 writes the task's exit code there as soon as the task ends (the task
-    itself never holds that descriptor).
+    itself never holds that descriptor). With `wait_for`, PID 1 calls it once everything is
+    set up and only then forks the task: it blocks until a run comes and returns its status
+    descriptor (a sandbox prepared ahead of its run: runs/process/child.py, `prepare_warm`).
     """
     root = os.geteuid() == 0
     outer_uid, outer_gid = os.getuid(), os.getgid()
@@ -309,6 +317,8 @@ def isolate(
     apply_limits(limits if root else {k: v for k, v in limits.items() if k != "max_processes"})
     # PID 1 ignores the signals it has no handler for, even SIGKILL from inside: the task runs
     # as PID 2, so that signals reach it as anywhere else, and PID 1 reaps orphans.
+    if wait_for is not None:
+        status_fd = wait_for()
     pid = os.fork()
     if pid:
         _init(pid, status_fd)
