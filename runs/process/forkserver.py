@@ -19,7 +19,9 @@ Protocol, one Unix stream connection per run:
                      as the run's PID 1 reports it, before the namespaces are torn down;
                      otherwise when the child is reaped); then EOF
 The zygote compiles task files (never runs them: cached by mtime and size) and blocks Django
-imports before it forks, so each child only executes its own file's code.
+imports before it forks, so each child only executes its own file's code. Sandboxed, it keeps
+one sandbox set up ahead of time (child.prepare_warm); a run with the default limits and network
+is handed to it (its pid is then the run's pid), and the next one is prepared after the reply.
 The socket lives in a private (0700) directory. The zygote dies with its worker; on the way out
 it kills every run's process group, and each child also dies with the zygote (PDEATHSIG).
 """
