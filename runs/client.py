@@ -416,9 +416,15 @@ class RunsClient:
         batch_id: str | None = None,
         timeout_seconds: int | None = None,
         backoff_limit: int | None = None,
+        start_mode: str | None = None,
+        runtime_target_kind: str | None = None,
     ) -> Accepted:
-        """Start a run of `target` (`task:<id>`). Without `project_id`, the client's project."""
+        """Start a run of `target` (`task:<id>`). Without `project_id`, the client's project.
+
+        `runtime_target_kind` is Veryfront's; Studio accepts only "main_branch" (or None)."""
         request = {
+            "runtime_target_kind": runtime_target_kind,
+            "start_mode": start_mode,
             "name": name,
             "target": target,
             "input": input,

@@ -106,6 +106,8 @@ def create_run(
     trigger_id: str | None = None,
     created_by: str | None = None,
     metadata: dict | None = None,
+    start_mode: str | None = None,
+    runtime_target_kind: str | None = None,
 ) -> CreateResult:
     """Validate, store a pending run with its `run.created` event, and enqueue it after commit.
 
@@ -163,6 +165,8 @@ def create_run(
         trigger_id=trigger_id,
         created_by=created_by,
         metadata=metadata or {},
+        start_mode=start_mode,
+        runtime_target_kind=runtime_target_kind,
         created_at=now,
         enqueued_at=now,
     )

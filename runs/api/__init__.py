@@ -209,6 +209,7 @@ def create_run(request, payload: Body[CreateRunIn]):
                 detail=_field("parent_run_id", "no such run in this project", "exists"),
             )
     spec = payload.request
+    _check_runtime_target(spec)
     try:
         result = service.create_run(
             token.project,
@@ -223,6 +224,8 @@ def create_run(request, payload: Body[CreateRunIn]):
             backoff_limit=spec.backoff_limit,
             trigger_kind=Run.Trigger.API,
             created_by=_created_by(token),
+            start_mode=spec.start_mode,
+            runtime_target_kind=spec.runtime_target_kind,
         )
     except service.RunError as exc:
         raise _from_run_error(exc, prefix="request.") from None
@@ -230,6 +233,29 @@ def create_run(request, payload: Body[CreateRunIn]):
     if result.duplicate:
         body["duplicate"] = True
     return Status(202, body)
+
+
+def _check_runtime_target(spec) -> None:
+    """Studio has one runtime: Veryfront's `main_branch`. Refuse environments and branches."""
+    unsupported = []
+    if spec.runtime_target_kind not in (None, "main_branch"):
+        unsupported.append(
+            ("runtime_target_kind", "Studio runs only on main_branch (or leave it null)")
+        )
+    for name in ("runtime_target_environment_id", "runtime_target_branch_id"):
+        if getattr(spec, name) is not None:
+            unsupported.append((name, "must be null: Studio has no environments or branches"))
+    if unsupported:
+        fields = ", ".join(f"request.{name}" for name, _ in unsupported)
+        raise ApiError(
+            422,
+            f"{fields}: Studio has a single runtime target, main_branch",
+            code="runtime_target_unsupported",
+            detail=[
+                {"field": f"request.{name}", "message": message, "rule": "runtime_target"}
+                for name, message in unsupported
+            ],
+        )
 
 
 def _from_run_error(exc: service.RunError, *, prefix: str = "") -> ApiError:

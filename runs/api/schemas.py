@@ -51,6 +51,18 @@ StoredJsonObject = Annotated[JsonObject, AfterValidator(_storable_json)]
 
 # PositiveIntegerField's ceiling on every database Django supports.
 
+# Run.start_mode is a CharField(max_length=32): the wire refuses what the column cannot hold.
+StartMode = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=Run._meta.get_field("start_mode").max_length),
+    AfterValidator(storable_text),
+]
+# Studio has one runtime: of Veryfront's runtime targets (main_branch, environment,
+# preview_branch) it only ever runs on, and echoes, `main_branch`. Requests may name any target;
+# the API refuses the ones Studio lacks with `runtime_target_unsupported` (not a schema error, so
+# that a valid Veryfront value is not called malformed).
+RuntimeTargetKind = Literal["main_branch"]
+
 RunStatusName = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
 TriggerKind = Literal["manual", "schedule", "webhook", "api"]
 RunKind = Literal["task", "workflow"]
@@ -68,7 +80,13 @@ class OwnerIn(StrictSchema):
     id: UUID = Field(description="The project's UUID; it must be the token's project.")
 
 
-class TaskRequest(StrictSchema):
+class RuntimeTargetFields(StrictSchema):
+    runtime_target_kind: Text255 | None = None
+    runtime_target_environment_id: Text255 | None = None
+    runtime_target_branch_id: Text255 | None = None
+
+
+class TaskRequest(RuntimeTargetFields):
     name: Text255 | None = None
     target: Text255 = Field(description="`task:<id>`, e.g. `task:sync-data`.")
     config: StoredJsonObject | None = None
@@ -78,13 +96,14 @@ class TaskRequest(StrictSchema):
     batch_id: Text255 | None = None
     timeout_seconds: Annotated[JsonInt, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
     backoff_limit: Annotated[JsonInt, Field(ge=0, le=MAX_BACKOFF_LIMIT)] | None = None
+    start_mode: StartMode | None = None
 
 
-class WorkflowRequest(StrictSchema):
+class WorkflowRequest(RuntimeTargetFields):
     workflow_id: Text255
     target: Text255 | None = None
     input: StoredJsonObject | None = None
-    start_mode: Text255 | None = None
+    start_mode: StartMode | None = None
 
 
 class _CreateRunBase(StrictSchema):
@@ -180,9 +199,12 @@ class OwnerOut(Schema):
     id: str
 
 
+FALLBACK_ERROR_CODE = "error"
+
+
 class ErrorInfo(Schema):
-    message: str | None
-    code: str | None
+    message: str
+    code: str = Field(min_length=1)
     detail: Any
 
 
@@ -199,7 +221,7 @@ class RunOut(Schema):
     workflow_id: str | None
     schedule_id: str | None
     batch_id: str | None
-    runtime_target_kind: str | None
+    runtime_target_kind: RuntimeTargetKind | None
     runtime_target_environment_id: str | None
     runtime_target_branch_id: str | None
     input: Any
@@ -302,13 +324,19 @@ class ErrorOut(Schema):
 
 
 def _error_to_wire(error: Any) -> dict | None:
+    # The Veryfront SDK reads `code` as absent or a string (never null) and `message` as a
+    # string. Stored errors all have both (one constructor, plus migration 0003 for old rows);
+    # this guards the wire against anything else that slipped in.
     if not error:
         return None
     if not isinstance(error, dict):
-        return {"message": str(error), "code": None, "detail": None}
+        return {"message": str(error), "code": FALLBACK_ERROR_CODE, "detail": None}
+    message, code = error.get("message"), error.get("code")
     return {
-        "message": error.get("message"),
-        "code": error.get("code"),
+        "message": message
+        if isinstance(message, str)
+        else ("" if message is None else str(message)),
+        "code": code if isinstance(code, str) and code else FALLBACK_ERROR_CODE,
         "detail": error.get("detail"),
     }
 
@@ -328,8 +356,8 @@ def run_to_wire(run: Run) -> dict:
         "workflow_id": run.workflow_id,
         "schedule_id": run.schedule_id,
         "batch_id": run.batch_id,
-        # Studio runs everything on its own workers: no runtime targets, environments or branches.
-        "runtime_target_kind": None,
+        "runtime_target_kind": run.runtime_target_kind,
+        # Studio runs everything on its own workers: no environments or preview branches.
         "runtime_target_environment_id": None,
         "runtime_target_branch_id": None,
         "input": run.input,

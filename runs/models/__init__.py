@@ -189,6 +189,8 @@ class Run(models.Model):
     batch_id = models.CharField(max_length=255, null=True, blank=True)
     public_id = models.CharField(max_length=255, null=True, blank=True)
     start_mode = models.CharField(max_length=32, null=True, blank=True)
+    # Veryfront's runtime target; Studio has one runtime, so this is null or "main_branch".
+    runtime_target_kind = models.CharField(max_length=32, null=True, blank=True)
     input = models.JSONField(default=dict, blank=True)
     config = models.JSONField(default=dict, blank=True)
     output = models.JSONField(null=True, blank=True)
