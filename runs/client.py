@@ -489,10 +489,18 @@ class RunsClient:
             accepted=bool(data.get("accepted")), duplicate=False, run=Run.from_dict(data["run"])
         )
 
-    def list(self, limit: int = 50, cursor: str | None = None, **filters: Any) -> Page:
+    def list(
+        self,
+        limit: int = 50,
+        cursor: str | None = None,
+        fields: str | None = None,
+        **filters: Any,
+    ) -> Page:
         """One page of the project's runs, newest first. Filters: status, target, kind,
-        trigger_kind, parent_run_id, created_after, created_before (datetime or ISO string)."""
-        params = {"limit": limit, "cursor": cursor}
+        trigger_kind, parent_run_id, created_after, created_before (datetime or ISO string).
+
+        `fields="summary"` leaves each run's logs, input, output and config out (None)."""
+        params = {"limit": limit, "cursor": cursor, "fields": fields}
         for key, value in filters.items():
             params[key] = value.isoformat() if isinstance(value, datetime) else value
         data = self._request("GET", f"projects/{_seg(self._project_ref())}/runs", params=params)
@@ -500,11 +508,13 @@ class RunsClient:
             [Run.from_dict(r) for r in data["data"]], PageInfo.from_dict(data.get("page_info"))
         )
 
-    def iter_runs(self, limit: int = 50, **filters: Any) -> Iterator[Run]:
+    def iter_runs(
+        self, limit: int = 50, fields: str | None = None, **filters: Any
+    ) -> Iterator[Run]:
         """Every matching run, newest first, following the pages."""
         cursor = None
         while True:
-            page = self.list(limit=limit, cursor=cursor, **filters)
+            page = self.list(limit=limit, cursor=cursor, fields=fields, **filters)
             yield from page.data
             cursor = page.page_info.next
             if not cursor:

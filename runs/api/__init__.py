@@ -23,6 +23,7 @@ from .. import service
 from ..definitions import discover
 from ..models import ApiToken, Project, Run, RunEvent
 from .schemas import (
+    SUMMARY_OMITS,
     AcceptedOut,
     CancelOut,
     CreateRunIn,
@@ -346,10 +347,12 @@ def get_project(request, ref: str):
 )
 def list_runs(request, ref: str, query: Query[RunListQuery], filters: Query[RunFilters]):
     project = _project(request, ref)
-    runs, page_info = _keyset_page(
-        filters.apply(Run.objects.filter(project=project)), query.cursor, query.limit
-    )
-    return {"data": [run_to_wire(r) for r in runs], "page_info": page_info}
+    summary = query.fields == "summary"
+    runs = filters.apply(Run.objects.filter(project=project))
+    if summary:
+        runs = runs.defer(*SUMMARY_OMITS)
+    page, page_info = _keyset_page(runs, query.cursor, query.limit)
+    return {"data": [run_to_wire(r, summary=summary) for r in page], "page_info": page_info}
 
 
 @router.get("/projects/{ref}/tasks", response={200: TaskList, **READ_ERRORS}, summary="List tasks")

@@ -143,6 +143,15 @@ class EventListQuery(Schema):
 class RunListQuery(Schema):
     cursor: QueryText | None = Field(None, description="`page_info.next` or `prev` of a page.")
     limit: int = Field(50, ge=1, le=200)
+    fields: Literal["full", "summary"] = Field(
+        "full",
+        description="`summary` sends `logs`, `input`, `output` and `config` as null (the keys "
+        "stay) so that a page of chatty runs stays small; `full` (the default) sends all.",
+    )
+
+
+# The columns a summary leaves out: not read from the database, sent as null.
+SUMMARY_OMITS = ("logs", "input", "output", "config")
 
 
 def _iso_8601(value: Any) -> Any:
@@ -341,8 +350,11 @@ def _error_to_wire(error: Any) -> dict | None:
     }
 
 
-def run_to_wire(run: Run) -> dict:
-    """A Run as the wire sees it: every key present, null where there is no value."""
+def run_to_wire(run: Run, *, summary: bool = False) -> dict:
+    """A Run as the wire sees it: every key present, null where there is no value.
+
+    `summary` leaves the big columns (SUMMARY_OMITS) null, without reading them from `run`, so
+    that a queryset may defer them."""
     return {
         "run_id": run.id,
         "kind": run.kind,
@@ -360,11 +372,11 @@ def run_to_wire(run: Run) -> dict:
         # Studio runs everything on its own workers: no environments or preview branches.
         "runtime_target_environment_id": None,
         "runtime_target_branch_id": None,
-        "input": run.input,
-        "config": run.config,
-        "output": run.output,
+        "input": None if summary else run.input,
+        "config": None if summary else run.config,
+        "output": None if summary else run.output,
         "error": _error_to_wire(run.error),
-        "logs": run.logs or None,
+        "logs": None if summary else (run.logs or None),
         "artifacts": run.artifacts or [],
         "duration_ms": run.duration_ms,
         "exit_code": run.exit_code,
