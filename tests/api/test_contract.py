@@ -2,9 +2,9 @@
 
 The schema is written out in tests/api/veryfront_schema.py from what the SDK's `runs` module
 declares. Runs are brought into each state the way the engine leaves them: created through the
-service, then settled by the engine's own code where it runs in-process (the sweeper for a lost
-worker) and otherwise by the same writes the supervisor makes at the end of an attempt (test
-setup only). tests/api/test_contract_worker.py checks the same shapes on runs a real worker ran.
+service, claimed and settled through runs.lifecycle as a worker does (with the fields and events
+a supervisor hands it), and lost runs by the sweeper itself. tests/api/test_contract_worker.py
+checks the same shapes on runs a real worker ran.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from runs import service
+from runs import lifecycle, service
 from runs.api.schemas import run_to_wire
-from runs.models import Run, RunEvent
+from runs.models import Run
 from runs.worker import sweeper
 
 from . import veryfront_schema as vf
@@ -66,64 +66,40 @@ def _create(project, **kwargs) -> Run:
     ).run
 
 
-def _start(run: Run, *, worker: str = "contract-worker", ago: float = 2.0) -> Run:
-    """pending -> running as a worker's claim leaves it (test setup)."""
-    started = timezone.now() - timedelta(seconds=ago)
-    Run.objects.filter(pk=run.pk).update(
-        status=Run.Status.RUNNING,
-        attempt=run.attempt + 1,
-        started_at=run.started_at or started,
-        worker=worker,
-        heartbeat_at=started,
-        waiting_reason=None,
-        resume_at=None,
-    )
-    RunEvent.objects.create(run_id=run.pk, event_type="run.started", payload={"attempt": 1})
-    run.refresh_from_db()
-    return run
+WORKER = "contract-worker"
 
 
-def _end(run: Run, event: tuple[str, dict], **fields) -> Run:
-    """The supervisor's final write of an attempt: the run's new state and its event."""
+def _start(run: Run, *, ago: float = 2.0) -> Run:
+    """pending -> running: a worker's claim, `ago` seconds back (its last heartbeat then)."""
+    claimed = lifecycle.claim(run.pk, worker=WORKER, now=timezone.now() - timedelta(seconds=ago))
+    assert claimed is not None
+    return claimed
+
+
+def _attempt(output: str = "contacting upstream...") -> dict:
+    """What a supervisor hands the lifecycle at the end of an attempt: fields and events."""
     now = timezone.now()
-    Run.objects.filter(pk=run.pk).update(
-        logs="contacting upstream...\n",
-        exit_code=fields.pop("exit_code", 0),
-        duration_ms=1500,
-        heartbeat_at=None,
-        updated_at=now,
-        **fields,
-    )
-    RunEvent.objects.create(run_id=run.pk, event_type="log", payload={"line": "contacting"})
-    RunEvent.objects.create(run_id=run.pk, event_type=event[0], payload=event[1])
-    run.refresh_from_db()
-    return run
+    return {
+        "fields": {"logs": output + "\n", "exit_code": 0, "duration_ms": 1500},
+        "events": [("run.started", {"attempt": 1}, now), ("log", {"line": output}, now)],
+    }
 
 
 def completed(project) -> Run:
     run = _start(_create(project, input={"limit": 2}))
-    output = {"synced": 2, "skipped": 0}
-    return _end(
-        run,
-        ("run.completed", {"output": output}),
-        status=Run.Status.COMPLETED,
-        completed_at=timezone.now(),
-        output=output,
-        error=None,
-    )
+    assert lifecycle.complete(run, {"synced": 2, "skipped": 0}, worker=WORKER, **_attempt())
+    run.refresh_from_db()
+    return run
 
 
 def failed(project) -> Run:
     run = _start(_create(project, target="task:failing-task"))
-    error = {"message": "cannot sync", "code": "task_error", "detail": "Traceback ..."}
-    return _end(
-        run,
-        ("run.failed", {"error": error}),
-        status=Run.Status.FAILED,
-        completed_at=timezone.now(),
-        error=error,
-        exit_code=1,
-    )
+    attempt = _attempt()
+    attempt["fields"]["exit_code"] = 1
+    err = lifecycle.error("cannot sync", "task_error", "Traceback ...")
+    assert lifecycle.fail(run, err, worker=WORKER, **attempt)
+    run.refresh_from_db()
+    return run
 
 
 def cancelled(project) -> Run:
@@ -136,54 +112,31 @@ def cancelled(project) -> Run:
 def cancelled_while_running(project) -> Run:
     run = _start(_create(project, target="task:long-running"))
     assert service.cancel_run(run, reason="cancelled by token:ci")[0]
-    reason = "cancelled by token:ci"
-    return _end(
-        run,
-        ("run.cancelled", {"reason": reason}),
-        status=Run.Status.CANCELLED,
-        completed_at=timezone.now(),
-        output={"processed": 1, "stopped_early": True},
-        error={"message": reason, "code": "cancelled", "detail": None},
+    output = {"processed": 1, "stopped_early": True}
+    assert lifecycle.acknowledge_cancel(
+        run, "cancelled by token:ci", worker=WORKER, output=output, **_attempt()
     )
+    run.refresh_from_db()
+    return run
 
 
 def timed_out(project) -> Run:
     run = _start(_create(project, target="task:long-running", timeout_seconds=1))
-    error = {
-        "message": "the run exceeded its timeout of 1s and was stopped",
-        "code": "timeout",
-        "detail": None,
-    }
-    return _end(
-        run,
-        ("run.failed", {"error": error}),
-        status=Run.Status.FAILED,
-        completed_at=timezone.now(),
-        error=error,
-        exit_code=137,
-    )
+    attempt = _attempt()
+    attempt["fields"]["exit_code"] = 137
+    err = lifecycle.error("the run exceeded its timeout of 1s and was stopped", "timeout")
+    assert lifecycle.fail(run, err, worker=WORKER, **attempt)
+    run.refresh_from_db()
+    return run
 
 
 def retried(project) -> Run:
     run = _start(_create(project, target="task:failing-task", backoff_limit=2))
-    error = {"message": "cannot sync", "code": "task_error", "detail": None}
-    resume_at = timezone.now() + timedelta(seconds=30)
-    return _end(
-        run,
-        ("run.retrying", {"attempt": 2, "delay_seconds": 30.0, "error": error}),
-        status=Run.Status.WAITING,
-        waiting_reason="retry",
-        resume_at=resume_at,
-        error=error,
-        exit_code=1,
-        metadata={
-            "retry": {
-                "failed_attempt": 1,
-                "resume_at": resume_at.isoformat(),
-                "reason": error["message"],
-            }
-        },
-    )
+    err = lifecycle.error("cannot sync", "task_error")
+    outcome = lifecycle.retry_later(run, err, worker=WORKER, delay=30.0, **_attempt())
+    assert outcome == "retrying"
+    run.refresh_from_db()
+    return run
 
 
 def lost(project, settings) -> Run:
