@@ -7,21 +7,16 @@ Writes go through runs.service, the one path that creates and cancels runs.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 import uuid
-from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from ninja import Body, Query, Router, Status
 from ninja.errors import HttpError
 
 from .. import service
 from ..definitions import discover
-from ..models import ApiToken, Project, Run, RunEvent
+from ..models import ApiToken, Project, Run, RunEvent, is_run_id
+from ..models.paging import InvalidCursor, event_cursor, page_of_runs, parse_event_cursor
 from .schemas import (
     SUMMARY_OMITS,
     AcceptedOut,
@@ -44,8 +39,6 @@ from .schemas import (
 )
 
 router = Router(tags=["runs"])
-
-RUN_ID_RE = re.compile(r"run_[0-9a-f]{32}")
 
 READ_ERRORS = {frozenset({401, 404, 422}): ErrorOut}
 WRITE_ERRORS = {frozenset({400, 401, 403, 404, 413, 422}): ErrorOut}
@@ -83,7 +76,7 @@ def _project(request, ref: str) -> Project:
 def _run(request, run_id: str) -> Run:
     # A malformed id cannot name a run; answer without asking the database.
     run = None
-    if RUN_ID_RE.fullmatch(run_id):
+    if is_run_id(run_id):
         run = (
             Run.objects.select_related("project")
             .filter(pk=run_id, project_id=request.auth.project_id)
@@ -98,84 +91,13 @@ def _created_by(token: ApiToken) -> str:
     return f"token:{token.name}"
 
 
-# --- Cursors ----------------------------------------------------------------------------------
-# Opaque to clients: base64url of a small JSON object naming a position, not an offset, so a
-# page boundary stays put while new runs arrive.
-
-
-def _encode_cursor(data: dict) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _decode_cursor(cursor: str) -> dict:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-    except (binascii.Error, ValueError):
-        data = None
-    if not isinstance(data, dict):
-        raise ApiError(
-            422,
-            "cursor is not one this API handed out",
-            code="invalid_cursor",
-            detail=_field("cursor", "is not a cursor from page_info", "cursor"),
-        )
-    return data
-
-
-def _run_cursor(direction: str, run: Run) -> str:
-    return _encode_cursor({"d": direction, "t": run.created_at.isoformat(), "i": run.id})
-
-
-def _run_position(cursor: str) -> tuple[str, datetime, str]:
-    data = _decode_cursor(cursor)
-    try:
-        direction, stamp, run_id = data["d"], datetime.fromisoformat(data["t"]), data["i"]
-        if (
-            direction not in ("next", "prev")
-            or stamp.tzinfo is None
-            or not RUN_ID_RE.fullmatch(run_id)
-        ):
-            raise ValueError
-    except (KeyError, TypeError, ValueError):
-        raise ApiError(
-            422,
-            "cursor is not one this API handed out",
-            code="invalid_cursor",
-            detail=_field("cursor", "is not a cursor from page_info", "cursor"),
-        ) from None
-    return direction, stamp, run_id
-
-
-def _keyset_page(queryset, cursor: str | None, limit: int) -> tuple[list[Run], dict]:
-    """One page of runs, newest first, and its page_info.
-
-    Runs are ordered by (created_at, id) descending, and a cursor names the run at the edge of
-    a page, so runs created between two requests shift no page boundary: they only appear when
-    a client asks for what is newer (`prev`) or starts over.
-    """
-    newest_first = queryset.order_by("-created_at", "-id")
-    if cursor is None:
-        rows = list(newest_first[: limit + 1])
-        page, more_older, more_newer = rows[:limit], len(rows) > limit, False
-    else:
-        direction, stamp, run_id = _run_position(cursor)
-        if direction == "next":
-            older = Q(created_at__lt=stamp) | Q(created_at=stamp, id__lt=run_id)
-            rows = list(newest_first.filter(older)[: limit + 1])
-            page, more_older, more_newer = rows[:limit], len(rows) > limit, True
-        else:
-            newer = Q(created_at__gt=stamp) | Q(created_at=stamp, id__gt=run_id)
-            rows = list(queryset.filter(newer).order_by("created_at", "id")[: limit + 1])
-            page, more_older, more_newer = rows[:limit][::-1], True, len(rows) > limit
-    page_info = {
-        "self": cursor,
-        "first": None,
-        "next": _run_cursor("next", page[-1]) if page and more_older else None,
-        "prev": _run_cursor("prev", page[0]) if page and more_newer else None,
-    }
-    return page, page_info
+def _invalid_cursor() -> ApiError:
+    return ApiError(
+        422,
+        "cursor is not one this API handed out",
+        code="invalid_cursor",
+        detail=_field("cursor", "is not a cursor from page_info", "cursor"),
+    )
 
 
 # --- Runs -------------------------------------------------------------------------------------
@@ -279,15 +201,10 @@ def list_events(request, run_id: str, query: Query[EventListQuery]):
     run = _run(request, run_id)
     after = query.after_event_id
     if query.cursor is not None:
-        data = _decode_cursor(query.cursor)
-        after = data.get("after")
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise ApiError(
-                422,
-                "cursor is not one this API handed out",
-                code="invalid_cursor",
-                detail=_field("cursor", "is not a cursor from page_info", "cursor"),
-            )
+        try:
+            after = parse_event_cursor(query.cursor)
+        except InvalidCursor:
+            raise _invalid_cursor() from None
     events = RunEvent.objects.filter(run=run).order_by("id")
     if after is not None:
         events = events.filter(id__gt=after)
@@ -296,7 +213,7 @@ def list_events(request, run_id: str, query: Query[EventListQuery]):
     page_info = {
         "self": query.cursor,
         "first": None,
-        "next": _encode_cursor({"after": page[-1].id}) if len(rows) > query.limit else None,
+        "next": event_cursor(page[-1].id) if len(rows) > query.limit else None,
         "prev": None,
     }
     return {"data": [event_to_wire(e) for e in page], "page_info": page_info}
@@ -348,10 +265,13 @@ def get_project(request, ref: str):
 def list_runs(request, ref: str, query: Query[RunListQuery], filters: Query[RunFilters]):
     project = _project(request, ref)
     summary = query.fields == "summary"
-    runs = filters.apply(Run.objects.filter(project=project))
+    runs = Run.objects.owned_by(project).matching(**filters.dict())
     if summary:
         runs = runs.defer(*SUMMARY_OMITS)
-    page, page_info = _keyset_page(runs, query.cursor, query.limit)
+    try:
+        page, page_info = page_of_runs(runs, query.cursor, query.limit)
+    except InvalidCursor:
+        raise _invalid_cursor() from None
     return {"data": [run_to_wire(r, summary=summary) for r in page], "page_info": page_info}
 
 

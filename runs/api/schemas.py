@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from django.db.models import QuerySet
 from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import (
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from ..models import Run, RunEvent
+from ..models.paging import MAX_EVENT_ID
 from ..validation import MAX_BACKOFF_LIMIT, MAX_TIMEOUT_SECONDS, json_problem, storable_text
 
 
@@ -129,8 +129,6 @@ CreateRunIn = Annotated[CreateTaskRun | CreateWorkflowRun, Field(discriminator="
 
 # --- Query parameters -------------------------------------------------------------------------
 
-MAX_EVENT_ID = 2**63 - 1  # BigAutoField
-
 
 class EventListQuery(Schema):
     after_event_id: int | None = Field(
@@ -168,6 +166,8 @@ IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601)]
 
 
 class RunFilters(Schema):
+    """The list's filters, validated; applied by `Run.objects.matching(**filters.dict())`."""
+
     status: RunStatusName | None = None
     target: QueryText | None = Field(None, description="e.g. `task:sync-data`")
     kind: RunKind | None = None
@@ -187,17 +187,6 @@ class RunFilters(Schema):
             return value.astimezone(UTC)
         except OverflowError:
             raise ValueError("is outside the range of dates this API stores") from None
-
-    def apply(self, runs: QuerySet[Run]) -> QuerySet[Run]:
-        for name in ("status", "target", "kind", "trigger_kind", "parent_run_id"):
-            value = getattr(self, name)
-            if value is not None:
-                runs = runs.filter(**{name: value})
-        if self.created_after is not None:
-            runs = runs.filter(created_at__gt=self.created_after)
-        if self.created_before is not None:
-            runs = runs.filter(created_at__lt=self.created_before)
-        return runs
 
 
 # --- Responses --------------------------------------------------------------------------------

@@ -11,9 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-
-def new_run_id() -> str:
-    return f"run_{uuid.uuid4().hex}"
+from .ids import RUN_ID_RE, is_run_id, new_run_id  # noqa: F401 (new_run_id: migration 0001)
+from .queries import RunQuerySet
 
 
 class Project(models.Model):
@@ -218,6 +217,8 @@ class Run(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

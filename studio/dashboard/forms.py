@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 
 from django import forms
 from django.utils import timezone
 
 from runs.models import Run, RunStatus
-
-RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
+from runs.models.paging import InvalidCursor, Position
 
 
 class RunFilterForm(forms.Form):
@@ -27,8 +25,9 @@ class RunFilterForm(forms.Form):
     until = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-    before = forms.CharField(required=False, max_length=80)  # older page: "<epoch µs>~<run id>"
-    after = forms.CharField(required=False, max_length=80)  # newer page
+    # Page positions (runs.models.paging): ?before= for the older page, ?after= for the newer.
+    before = forms.CharField(required=False, max_length=80)
+    after = forms.CharField(required=False, max_length=80)
 
     def __init__(self, *args, targets: list[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,15 +40,14 @@ class RunFilterForm(forms.Form):
     def clean_q(self) -> str:
         return self.cleaned_data["q"].strip()
 
-    def _cursor(self, name: str):
+    def _cursor(self, name: str) -> Position | None:
         raw = self.cleaned_data.get(name) or ""
         if not raw:
             return None
-        micros, _, run_id = raw.partition("~")
-        if not micros.isdigit() or not RUN_ID.match(run_id):
-            raise forms.ValidationError("Not a valid page link.")
-        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(micros))
-        return when, run_id
+        try:
+            return Position.parse(raw)
+        except InvalidCursor:
+            raise forms.ValidationError("Not a valid page link.") from None
 
     def clean_before(self):
         return self._cursor("before")
@@ -68,12 +66,6 @@ class RunFilterForm(forms.Form):
     def is_filtered(self) -> bool:
         data = getattr(self, "cleaned_data", {})
         return any(data.get(k) for k in ("q", "status", "target", "trigger", "since", "until"))
-
-
-def encode_cursor(run) -> str:
-    delta = run.created_at - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return f"{micros}~{run.pk}"
 
 
 def day_start(day: dt.date) -> dt.datetime:

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from runs.models import Run
+from runs.models.paging import Position
 
 from .conftest import make_run
 
@@ -45,9 +46,7 @@ def test_keyset_pages_walk_every_run_once(login, viewer, project, monkeypatch):
 
 
 def _cursor(run):
-    from studio.dashboard.forms import encode_cursor
-
-    return encode_cursor(run)
+    return Position.of(run).token()
 
 
 def test_filters_by_status_task_trigger_and_dates(login, viewer, project):

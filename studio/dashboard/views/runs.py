@@ -6,16 +6,15 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from runs.definitions import discover
-from runs.models import ACTIVE_STATUSES, Run, RunEvent
+from runs.models import ACTIVE_STATUSES, Run, RunEvent, is_run_id
 from runs.service import cancel_run
 
-from ..forms import RUN_ID, RunFilterForm, day_start, encode_cursor
+from ..forms import RunFilterForm, day_start
 from ..permissions import Role, get_access
 from ..rendering import render_blocks
 
@@ -68,66 +67,36 @@ def runs(request, project: str):
 
 
 def _filtered(project, data: dict):
-    qs = Run.objects.filter(project=project).only(*ROW_FIELDS)
     status = data.get("status")
-    if status == "active":
-        qs = qs.filter(status__in=ACTIVE_STATUSES)
-    elif status:
-        qs = qs.filter(status=status)
-    if data.get("target"):
-        target = data["target"]
-        qs = qs.filter(
-            target=target if target.startswith(("task:", "workflow:")) else f"task:{target}"
+    target = data.get("target")
+    if target and not target.startswith(("task:", "workflow:")):
+        target = f"task:{target}"  # the form also takes a bare task id
+    since, until = data.get("since"), data.get("until")
+    return (
+        Run.objects.owned_by(project)
+        .only(*ROW_FIELDS)
+        .matching(
+            status=ACTIVE_STATUSES if status == "active" else (status or None),
+            target=target or None,
+            trigger_kind=data.get("trigger") or None,
+            created_from=day_start(since) if since else None,
+            created_before=day_start(until + dt.timedelta(days=1)) if until else None,
         )
-    if data.get("trigger"):
-        qs = qs.filter(trigger_kind=data["trigger"])
-    if data.get("since"):
-        qs = qs.filter(created_at__gte=day_start(data["since"]))
-    if data.get("until"):
-        qs = qs.filter(created_at__lt=day_start(data["until"] + dt.timedelta(days=1)))
-    q = data.get("q")
-    if q:
-        if RUN_ID.match(q):
-            qs = qs.filter(pk=q)
-        else:
-            qs = qs.filter(
-                Q(pk__icontains=q)
-                | Q(name__icontains=q)
-                | Q(target__icontains=q)
-                | Q(input__icontains=q)
-            )
-    return qs
+        .search(data.get("q") or "")
+    )
 
 
 def _page(qs, data: dict):
     """Keyset pagination on (created_at, id): no OFFSET, no COUNT, same cost on every page."""
-    before, after = data.get("before"), data.get("after")
-    if after:
-        when, run_id = after
-        rows = list(
-            qs.filter(created_at__gte=when)
-            .exclude(created_at=when, pk__lte=run_id)
-            .order_by("created_at", "id")[: PAGE_SIZE + 1]
-        )
-        has_newer = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE][::-1]
-        has_older = True
-    else:
-        if before:
-            when, run_id = before
-            qs = qs.filter(created_at__lte=when).exclude(created_at=when, pk__gte=run_id)
-        rows = list(qs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
-        has_older = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
-        has_newer = before is not None
-    older = encode_cursor(rows[-1]) if rows and has_older else None
-    newer = encode_cursor(rows[0]) if rows and has_newer else None
-    return rows, older, newer
+    page = qs.keyset(limit=PAGE_SIZE, before=data.get("before"), after=data.get("after"))
+    older = page.older.token() if page.older else None
+    newer = page.newer.token() if page.newer else None
+    return page.rows, older, newer
 
 
 def _refresh_rows(request, access):
     """The runs list's poll: fresh rows for the active runs it shows, as out-of-band swaps."""
-    ids = [i for i in request.GET.get("ids", "").split(",") if RUN_ID.match(i)][:PAGE_SIZE]
+    ids = [i for i in request.GET.get("ids", "").split(",") if is_run_id(i)][:PAGE_SIZE]
     rows = list(Run.objects.filter(project=access.project, pk__in=ids).only(*ROW_FIELDS))
     context = {
         "access": access,

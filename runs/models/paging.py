@@ -1,0 +1,163 @@
+"""Keyset pagination of runs, newest first, and the cursors that name a page's edge.
+
+One implementation for the REST API (opaque `cursor=` strings) and the dashboard (`?before=` and
+`?after=` in the URL). A page is cut at a position, the (created_at, id) of the run at its edge,
+never at an offset: runs created between two requests shift no page boundary, and every page
+costs the same index range scan.
+
+Cursors come from the outside, so decoding one is strict and bounded: anything this module did
+not hand out (too long, not base64, a timestamp out of datetime's range, a malformed id) raises
+InvalidCursor, which callers answer with a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from .ids import is_run_id
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_CURSOR_CHARS = 200  # a real one is under 100; a longer one is not ours
+_MICROS = re.compile(r"-?[0-9]{1,20}")
+
+
+class InvalidCursor(ValueError):
+    """A cursor (or page position) that this module did not hand out."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """The run at a page's edge: (created_at, run id), the keyset's sort key."""
+
+    created_at: datetime
+    run_id: str
+
+    @classmethod
+    def of(cls, run: Any) -> Position:
+        return cls(run.created_at, run.pk)
+
+    def token(self) -> str:
+        """`<microseconds since 1970 UTC>~<run id>`: exact (no rounding) and URL-safe."""
+        delta = self.created_at - EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return f"{micros}~{self.run_id}"
+
+    @classmethod
+    def parse(cls, token: str) -> Position:
+        if not isinstance(token, str) or len(token) > MAX_CURSOR_CHARS:
+            raise InvalidCursor("too long")
+        micros, _, run_id = token.partition("~")
+        if not _MICROS.fullmatch(micros) or not is_run_id(run_id):
+            raise InvalidCursor("not a page position")
+        try:
+            created_at = EPOCH + timedelta(microseconds=int(micros))
+        except OverflowError:
+            raise InvalidCursor("timestamp out of range") from None
+        return cls(created_at, run_id)
+
+
+@dataclass
+class KeysetPage:
+    """One page of rows, newest first, and the positions of the pages beside it (or None)."""
+
+    rows: list
+    older: Position | None  # pass as `before` for the next, older page
+    newer: Position | None  # pass as `after` for the previous, newer page
+
+
+def keyset_page(
+    queryset: QuerySet,
+    *,
+    limit: int,
+    before: Position | None = None,
+    after: Position | None = None,
+) -> KeysetPage:
+    """Runs strictly older than `before`, or strictly newer than `after`, or the newest; at most
+    `limit`, newest first. One query, limit + 1 rows (the extra one says whether more follow)."""
+    if after is not None:
+        newer = Q(created_at__gt=after.created_at) | Q(
+            created_at=after.created_at, id__gt=after.run_id
+        )
+        rows = list(queryset.filter(newer).order_by("created_at", "id")[: limit + 1])
+        page, more_older, more_newer = rows[:limit][::-1], True, len(rows) > limit
+    else:
+        newest_first = queryset.order_by("-created_at", "-id")
+        if before is not None:
+            older = Q(created_at__lt=before.created_at) | Q(
+                created_at=before.created_at, id__lt=before.run_id
+            )
+            newest_first = newest_first.filter(older)
+        rows = list(newest_first[: limit + 1])
+        page, more_older, more_newer = rows[:limit], len(rows) > limit, before is not None
+    return KeysetPage(
+        rows=page,
+        older=Position.of(page[-1]) if page and more_older else None,
+        newer=Position.of(page[0]) if page and more_newer else None,
+    )
+
+
+# --- Opaque cursors (the REST API) ---------------------------------------------------------------
+# base64url of a short text, so that clients treat them as opaque: `n~<position>` (older),
+# `p~<position>` (newer) for runs, `e~<event id>` for a run's events.
+
+_DIRECTIONS = {"n": "next", "p": "prev"}
+MAX_EVENT_ID = 2**63 - 1  # BigAutoField
+
+
+def _encode(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _decode(cursor: str) -> str:
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidCursor("too long")
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("not base64") from None
+
+
+def run_cursor(direction: str, position: Position) -> str:
+    """`direction` is "next" (older runs) or "prev" (newer runs)."""
+    return _encode(f"{direction[0]}~{position.token()}")
+
+
+def parse_run_cursor(cursor: str) -> tuple[str, Position]:
+    """(direction, position) of a cursor from `run_cursor`; InvalidCursor for anything else."""
+    kind, _, token = _decode(cursor).partition("~")
+    if kind not in _DIRECTIONS:
+        raise InvalidCursor("not a runs cursor")
+    return _DIRECTIONS[kind], Position.parse(token)
+
+
+def page_of_runs(queryset: QuerySet, cursor: str | None, limit: int) -> tuple[list, dict]:
+    """The page a cursor names (the newest without one) and its wire `page_info`."""
+    before = after = None
+    if cursor is not None:
+        direction, position = parse_run_cursor(cursor)
+        before, after = (position, None) if direction == "next" else (None, position)
+    page = keyset_page(queryset, limit=limit, before=before, after=after)
+    return page.rows, {
+        "self": cursor,
+        "first": None,
+        "next": run_cursor("next", page.older) if page.older else None,
+        "prev": run_cursor("prev", page.newer) if page.newer else None,
+    }
+
+
+def event_cursor(after_event_id: int) -> str:
+    return _encode(f"e~{after_event_id}")
+
+
+def parse_event_cursor(cursor: str) -> int:
+    kind, _, number = _decode(cursor).partition("~")
+    if kind != "e" or not number.isdigit() or len(number) > 19 or int(number) > MAX_EVENT_ID:
+        raise InvalidCursor("not an events cursor")
+    return int(number)
