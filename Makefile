@@ -11,7 +11,8 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 help:
 	@echo "make run    set up and serve Studio on http://127.0.0.1:$${PORT:-8000} (UI, API, worker)"
 	@echo "make test   set up and run the whole suite (SQLite+SqliteHuey, then PostgreSQL+Redis)"
-	@echo "make bench  measure run throughput and latency against raw Huey"
+	@echo "make bench  benchmarks: run latency/throughput vs raw Huey, log run, dashboard views"
+	@echo "            (one section: make bench ONLY=latency|throughput|logs|dashboard)"
 	@echo "make lint   import contracts + ruff check + format check"
 
 $(BIN)/python:
@@ -64,8 +65,9 @@ test-services: install-dev
 	  echo "*** SKIPPED the PostgreSQL + Redis half: services not reachable (see above). ***" >&2; \
 	fi
 
+# ONLY=<section>[,<section>] runs only those (latency, throughput, logs, dashboard).
 bench: install
-	$(BIN)/python manage.py bench
+	$(BIN)/python manage.py bench $(if $(ONLY),--only $(ONLY))
 
 lint: install-dev
 	$(BIN)/lint-imports --no-cache
