@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from .ids import is_run_id
 
@@ -81,19 +81,22 @@ def keyset_page(
 ) -> KeysetPage:
     """Runs strictly older than `before`, or strictly newer than `after`, or the newest; at most
     `limit`, newest first. One query, limit + 1 rows (the extra one says whether more follow)."""
+    # A range on created_at plus an exclusion of the edge's ties, not `(a < x) OR (a = x AND
+    # id < y)`: the range is what lets the (project, -created_at, -id) index start at the edge
+    # instead of scanning from the newest run (PostgreSQL cannot bound an index scan by an OR).
     if after is not None:
-        newer = Q(created_at__gt=after.created_at) | Q(
-            created_at=after.created_at, id__gt=after.run_id
+        rows = list(
+            queryset.filter(created_at__gte=after.created_at)
+            .exclude(created_at=after.created_at, id__lte=after.run_id)
+            .order_by("created_at", "id")[: limit + 1]
         )
-        rows = list(queryset.filter(newer).order_by("created_at", "id")[: limit + 1])
         page, more_older, more_newer = rows[:limit][::-1], True, len(rows) > limit
     else:
         newest_first = queryset.order_by("-created_at", "-id")
         if before is not None:
-            older = Q(created_at__lt=before.created_at) | Q(
-                created_at=before.created_at, id__lt=before.run_id
+            newest_first = newest_first.filter(created_at__lte=before.created_at).exclude(
+                created_at=before.created_at, id__gte=before.run_id
             )
-            newest_first = newest_first.filter(older)
         rows = list(newest_first[: limit + 1])
         page, more_older, more_newer = rows[:limit], len(rows) > limit, before is not None
     return KeysetPage(
