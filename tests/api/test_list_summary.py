@@ -71,3 +71,14 @@ def test_a_summary_pages_like_the_full_list(api, project):
 def test_it_refuses_an_unknown_fields_value(api, value):
     error = assert_error(api.get("/projects/acme/runs", {"fields": value}), 422)
     assert "fields" in error["message"]
+
+
+def test_a_read_only_token_reads_the_summary(api, chatty_run, read_only_secret):
+    response = api.get("/projects/acme/runs", {"fields": "summary"}, token=read_only_secret)
+    assert response.status_code == 200
+    assert response.json()["data"][0]["logs"] is None
+
+
+def test_another_projects_token_gets_404_and_no_token_401(api, chatty_run, outsider_secret):
+    assert_error(api.get("/projects/acme/runs", {"fields": "summary"}, token=outsider_secret), 404)
+    assert_error(api.get("/projects/acme/runs", {"fields": "summary"}, token=None), 401)
