@@ -19,7 +19,7 @@ def enqueued(request, monkeypatch) -> list[str]:
     """Runs handed to the queue; without a real worker the queue is kept out of it."""
     calls: list[str] = []
     if not {"worker", "start_worker", "live_worker"} & set(request.fixturenames):
-        monkeypatch.setattr("runs.service.enqueue", lambda run_id, **kw: calls.append(run_id))
+        monkeypatch.setattr("runs.lifecycle.enqueue", lambda run_id, **kw: calls.append(run_id))
     return calls
 
 
