@@ -165,6 +165,8 @@ def queue_test(target: NotificationTarget) -> NotificationOutbox:
         outcomes=outcomes,
         payload=payload,
         test=True,
+        # Leased to the caller, who sends it at once; workers only retry it if that fails.
+        next_attempt_at=timezone.now() + timedelta(seconds=60),
     )
 
 
