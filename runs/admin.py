@@ -234,4 +234,5 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "project__slug"]
     autocomplete_fields = ["user"]
 
+
 from . import admin_webhooks  # noqa: E402, F401  (webhooks and notifications)

@@ -29,6 +29,9 @@ from .event_filter import matches
 from .models import Project, Run, Webhook, WebhookDelivery
 from .webhooks import sync_file_webhooks
 
+# Project slugs and webhook ids; anything else names nothing (and never reaches the database).
+SLUG_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 log = logging.getLogger(__name__)
 
 DELIVERY_HEADERS = ("x-studio-delivery", "x-github-delivery")
@@ -59,7 +62,8 @@ def _error(status: int, message: str, code: str, detail: Any = None) -> Answer:
 
 
 def _lower_headers(request: HttpRequest) -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items()}
+    # No database stores NUL in text; a crafted header must not turn a delivery into a 500.
+    return {k.lower(): v.replace("\x00", "\ufffd") for k, v in request.headers.items()}
 
 
 def _stored_headers(headers: dict[str, str], webhook: Webhook) -> dict[str, str]:
@@ -74,8 +78,9 @@ def _stored_headers(headers: dict[str, str], webhook: Webhook) -> dict[str, str]
 
 
 def receive(request: HttpRequest, project_slug: str, webhook_slug: str) -> Answer:
-    project = Project.objects.filter(slug=project_slug).first()
-    webhook = None
+    project = webhook = None
+    if SLUG_RE.fullmatch(project_slug) and SLUG_RE.fullmatch(webhook_slug):
+        project = Project.objects.filter(slug=project_slug).first()
     if project is not None:
         sync_file_webhooks(project)
         webhook = Webhook.objects.filter(project=project, slug=webhook_slug, enabled=True).first()

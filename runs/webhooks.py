@@ -11,7 +11,7 @@ from django.db import transaction
 
 from .definitions import discover
 from .models import Project, Webhook
-from .validation import FieldError, apply_defaults, schema_errors
+from .validation import FieldError, apply_defaults, json_problem, schema_errors
 from .webhook_files import SLUG_RE, check_fields, discover_webhook_files, signature
 
 EDITABLE = (
@@ -35,6 +35,9 @@ def check_webhook(data: dict, *, instance: Webhook | None = None) -> list[FieldE
     if "payload_to" not in data and str(merged.get("target", "")).startswith("workflow:"):
         merged["payload_to"] = "input"
     problems = [FieldError(f, m, "invalid") for f, m in check_fields(merged)]
+    stored = json_problem(merged.get("event_filter"))
+    if stored:
+        problems.append(FieldError("event_filter", stored, "storable"))
     if instance is None:
         slug = data.get("id")
         if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, StrictBool, StrictStr
 from .. import notify
 from ..models import NotificationAttempt, NotificationTarget, Project, Webhook, WebhookDelivery
 from ..validation import storable_text
-from ..webhook_files import TARGET_RE
+from ..webhook_files import SLUG_RE, TARGET_RE
 from ..webhooks import apply, check_webhook, sync_file_webhooks
 from . import READ_ERRORS, WRITE_ERRORS, ApiError, _decode_cursor, _encode_cursor, _field, _project
 from .schemas import ErrorOut, PageInfo, StrictSchema
@@ -266,7 +266,9 @@ def _invalid(problems) -> ApiError:
 def _webhook(request, ref: str, webhook_id: str) -> tuple[Project, Webhook]:
     project = _project(request, ref)
     sync_file_webhooks(project)
-    webhook = Webhook.objects.filter(project=project, slug=webhook_id).first()
+    webhook = None
+    if SLUG_RE.fullmatch(webhook_id):
+        webhook = Webhook.objects.filter(project=project, slug=webhook_id).first()
     if webhook is None:
         raise ApiError(404, f"no webhook {webhook_id!r}", code="not_found")
     return project, webhook

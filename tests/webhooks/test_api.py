@@ -357,3 +357,15 @@ def test_writes_by_persona(existing, api, reader, outsider, method, path, body):
     call = getattr(api, method)
     response = call(path) if method == "delete" else call(path, body)
     assert response.status_code in (200, 201, 204), response.content
+
+
+def test_crafted_input_is_refused_not_a_500(api):
+    bad_filter = {
+        "id": "x",
+        "target": "task:sync-data",
+        "event_filter": {"conditions": [{"path": "a", "operator": "equals", "value": "\u0000"}]},
+    }
+    err = error(api.post("/projects/acme/webhooks", bad_filter), 422)
+    assert err["detail"][0]["field"] == "event_filter"
+    error(api.get("/projects/acme/webhooks/a%00b"), 404)
+    error(api.get("/projects/acme/notifications/a%00b"), 404)

@@ -324,3 +324,13 @@ def test_config_target_needing_input_answers_422(project, sender):
     assert response.status_code == 422
     fields = [d["field"] for d in response.json()["error"]["detail"]]
     assert "input.company" in fields
+
+
+def test_crafted_paths_and_headers_never_reach_a_500(webhook, sender):
+    for path in ("/hooks/acme/de%00ploy", "/hooks/ac%00me/deploy", "/hooks/acme/" + "x" * 300):
+        assert sender.studio(path, {}).status_code == 404
+    response = sender.studio(URL, {"a": 1}, headers={"X-GitHub-Event": "pu\x00sh"})
+    assert response.status_code == 202
+    assert WebhookDelivery.objects.get().event == "pu\ufffdsh"
+    nul = sender.studio(URL, b'{"a": "\\u0000"}')
+    assert nul.status_code == 422

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import uuid
 from datetime import timedelta
 
 from django.contrib import messages
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from runs import inbound
 from runs.api.webhooks import webhook_url
 from runs.models import Webhook, WebhookDelivery
+from runs.webhook_files import SLUG_RE
 from runs.webhooks import apply, sync_file_webhooks
 
 from ..permissions import Role, get_access
@@ -31,7 +33,9 @@ DELIVERIES_SHOWN = 50
 
 def _webhook(access, webhook_id: str) -> Webhook:
     sync_file_webhooks(access.project)
-    webhook = Webhook.objects.filter(project=access.project, slug=webhook_id).first()
+    webhook = None
+    if SLUG_RE.fullmatch(webhook_id):
+        webhook = Webhook.objects.filter(project=access.project, slug=webhook_id).first()
     if webhook is None:
         raise Http404("no such webhook")
     return webhook
@@ -198,8 +202,8 @@ def webhook_redeliver(request, project: str, webhook_id: str, delivery_id: str):
     access = get_access(request, project, Role.ADMIN)
     webhook = _webhook(access, webhook_id)
     try:
-        original = WebhookDelivery.objects.get(pk=delivery_id, webhook=webhook)
-    except (WebhookDelivery.DoesNotExist, ValueError, Exception):
+        original = WebhookDelivery.objects.get(pk=uuid.UUID(delivery_id), webhook=webhook)
+    except (WebhookDelivery.DoesNotExist, ValueError):
         raise Http404("no such delivery") from None
     if not original.can_redeliver:
         messages.error(request, "This delivery has no complete recorded body to send again.")
