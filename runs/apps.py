@@ -15,5 +15,9 @@ class RunsConfig(AppConfig):
         queue.set_executor(claim.execute)
         # A run of a concurrency-limited task that leaves `running` frees a slot for the next.
         lifecycle.on_release(claim.free_slot)
-        # Run notifications: an outbox row in the same transaction as the run's ending.
+        # Run notifications: an outbox row in the same transaction as the run's ending, with
+        # the run in the API's wire shape.
+        from .api.schemas import run_to_wire
+
+        notify.use_wire_format(run_to_wire)
         lifecycle.on_terminal(notify.queue_notifications, phase="in_transaction")

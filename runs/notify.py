@@ -16,19 +16,20 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
 from . import signing
-from .api.schemas import RunOut, run_to_wire
 from .models import (
     TERMINAL_STATUSES,
     NotificationAttempt,
@@ -98,14 +99,28 @@ def dashboard_url(project: Project, run_id: str | None = None) -> str:
     return settings.STUDIO_BASE_URL + path
 
 
+# The API's serializer of a Run (runs.api.schemas.run_to_wire), handed in by RunsConfig.ready():
+# the wire shape belongs to the API layer, which this module (used by workers, the admin and
+# the dashboard) must not import.
+_run_to_wire: Callable[[Run], dict] | None = None
+
+
+def use_wire_format(run_to_wire: Callable[[Run], dict]) -> None:
+    global _run_to_wire
+    _run_to_wire = run_to_wire
+
+
 def run_payload(run: Run, project: Project, event: str, outcomes: list[str]) -> dict:
     """The JSON body: the run in the wire shape, plus its project and a dashboard link."""
+    if _run_to_wire is None:
+        raise RuntimeError("runs.notify.use_wire_format() was not called (RunsConfig.ready does)")
+    wire = json.loads(json.dumps(_run_to_wire(run), cls=DjangoJSONEncoder))
     return {
         "event": event,
         "outcomes": outcomes,
         "project": {"id": str(project.id), "slug": project.slug, "name": project.name},
         "dashboard_url": dashboard_url(project, run.pk),
-        "run": RunOut.model_validate(run_to_wire(run)).model_dump(mode="json"),
+        "run": wire,
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 
 from .definitions import discover
 from .models import Project, Webhook
@@ -69,6 +70,11 @@ def _check_target(target: str, payload_to: str) -> list[FieldError]:
                 )
             ]
     return []
+
+
+def webhook_url(webhook: Webhook, project: Project) -> str:
+    """The public URL senders post to."""
+    return settings.STUDIO_BASE_URL + reverse("webhook-receive", args=[project.slug, webhook.slug])
 
 
 def apply(webhook: Webhook, data: dict) -> Webhook:

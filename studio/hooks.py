@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from runs import inbound
+from runs.api.schemas import run_to_wire
 
 
 @csrf_exempt
@@ -24,8 +26,14 @@ def receive(request: HttpRequest, project: str, webhook_id: str) -> HttpResponse
         response["Allow"] = "POST"
         return response
     answer = inbound.receive(request, project, webhook_id)
-    return _json(answer.status, answer.body)
+    body = answer.body
+    if answer.run is not None:
+        body = {**body, "run": run_to_wire(answer.run)}
+    return _json(answer.status, body)
 
 
 def _json(status: int, body: dict) -> HttpResponse:
-    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
+    # DjangoJSONEncoder writes dates exactly as the API does (ninja's encoder is built on it).
+    return HttpResponse(
+        json.dumps(body, cls=DjangoJSONEncoder), status=status, content_type="application/json"
+    )

@@ -11,10 +11,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.urls import reverse
 from ninja import Body, Field, Query, Router, Schema, Status
 from pydantic import AfterValidator, StrictBool, StrictStr
 
@@ -22,7 +20,7 @@ from .. import notify
 from ..models import NotificationAttempt, NotificationTarget, Project, Webhook, WebhookDelivery
 from ..validation import storable_text
 from ..webhook_files import SLUG_RE, TARGET_RE
-from ..webhooks import apply, check_webhook, sync_file_webhooks
+from ..webhooks import apply, check_webhook, sync_file_webhooks, webhook_url
 from . import READ_ERRORS, WRITE_ERRORS, ApiError, _decode_cursor, _encode_cursor, _field, _project
 from .schemas import ErrorOut, PageInfo, StrictSchema
 
@@ -191,10 +189,6 @@ class AttemptPage(Schema):
 
 
 # --- Helpers ----------------------------------------------------------------------------------
-
-
-def webhook_url(webhook: Webhook, project: Project) -> str:
-    return settings.STUDIO_BASE_URL + reverse("webhook-receive", args=[project.slug, webhook.slug])
 
 
 def webhook_to_wire(webhook: Webhook, project: Project) -> dict:

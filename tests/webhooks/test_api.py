@@ -369,3 +369,18 @@ def test_crafted_input_is_refused_not_a_500(api):
     assert err["detail"][0]["field"] == "event_filter"
     error(api.get("/projects/acme/webhooks/a%00b"), 404)
     error(api.get("/projects/acme/notifications/a%00b"), 404)
+
+
+def test_the_accepted_run_is_exactly_what_the_runs_api_shows(api, project, client):
+    from .conftest import SECRET
+
+    make_webhook(project)
+    raw = b'{"batchSize": 1}'
+    response = client.post(
+        "/hooks/acme/deploy",
+        raw,
+        content_type="application/json",
+        headers={"X-Studio-Signature": signing.sign_studio(SECRET, raw)},
+    )
+    run = response.json()["run"]
+    assert api.get(f"/runs/{run['run_id']}").json() == run

@@ -19,10 +19,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from runs import inbound
-from runs.api.webhooks import webhook_url
 from runs.models import Webhook, WebhookDelivery
 from runs.webhook_files import SLUG_RE
-from runs.webhooks import apply, sync_file_webhooks
+from runs.webhooks import apply, sync_file_webhooks, webhook_url
 
 from ..permissions import Role, get_access
 from ..webhook_forms import WebhookForm
