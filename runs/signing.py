@@ -107,6 +107,11 @@ def verify_studio(
     return matched and fresh
 
 
+def sign_github(secret: str, body: bytes) -> str:
+    """The value of X-Hub-Signature-256 for `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 def verify_github(secrets_: list[str], header: str | None, body: bytes) -> bool:
     """`X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`."""
     if not header or not header.startswith("sha256="):

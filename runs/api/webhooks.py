@@ -268,6 +268,16 @@ def _webhook(request, ref: str, webhook_id: str) -> tuple[Project, Webhook]:
     return project, webhook
 
 
+def _given(payload: Schema) -> dict:
+    """The fields the client sent. null means "leave as is", except for event_filter (null
+    removes the filter) and the texts (null empties them)."""
+    data = payload.model_dump(exclude_unset=True)
+    for key in ("name", "description", "header_name"):
+        if key in data and data[key] is None:
+            data[key] = ""
+    return {k: v for k, v in data.items() if v is not None or k == "event_filter"}
+
+
 def _editable(webhook: Webhook) -> None:
     if webhook.source == Webhook.Source.FILE:
         raise ApiError(
@@ -333,7 +343,7 @@ def list_webhooks(request, ref: str, query: Query[Limit]):
 )
 def create_webhook(request, ref: str, payload: Body[WebhookIn]):
     project = _project(request, ref)
-    data = payload.model_dump(exclude_unset=True)
+    data = _given(payload)
     problems = check_webhook(data)
     if problems:
         raise _invalid(problems)
@@ -371,7 +381,7 @@ def get_webhook(request, ref: str, webhook_id: str):
 def patch_webhook(request, ref: str, webhook_id: str, payload: Body[WebhookPatch]):
     project, webhook = _webhook(request, ref, webhook_id)
     _editable(webhook)
-    data = payload.model_dump(exclude_unset=True)
+    data = _given(payload)
     problems = check_webhook(data, instance=webhook)
     if problems:
         raise _invalid(problems)

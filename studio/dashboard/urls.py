@@ -31,6 +31,11 @@ urlpatterns = [
         name="webhook_rotate",
     ),
     path(
+        "p/<slug:project>/webhooks/<str:webhook_id>/test/",
+        webhooks.webhook_test,
+        name="webhook_test",
+    ),
+    path(
         "p/<slug:project>/webhooks/<str:webhook_id>/delete/",
         webhooks.webhook_delete,
         name="webhook_delete",

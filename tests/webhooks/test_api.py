@@ -384,3 +384,22 @@ def test_the_accepted_run_is_exactly_what_the_runs_api_shows(api, project, clien
     )
     run = response.json()["run"]
     assert api.get(f"/runs/{run['run_id']}").json() == run
+
+
+def test_nulls_in_a_patch(api, project):
+    make_webhook(project, event_filter={"conditions": []}, description="d")
+    response = api.patch(
+        "/projects/acme/webhooks/deploy",
+        {
+            "name": None,
+            "description": None,
+            "enabled": None,
+            "scheme": None,
+            "payload_to": None,
+            "event_filter": None,
+        },
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["name"] == "" and body["description"] == "" and body["event_filter"] is None
+    assert body["enabled"] is True and body["scheme"] == "studio"

@@ -215,6 +215,7 @@ def urls(project):
         "_redeliver": f"/p/acme/webhooks/deploy/deliveries/{delivery.pk}/redeliver/",
         "_test": f"/p/acme/notifications/{target.pk}/test/",
         "_ndelete": f"/p/acme/notifications/{target.pk}/delete/",
+        "_wtest": "/p/acme/webhooks/deploy/test/",
     }
 
 
@@ -230,6 +231,7 @@ POSTS = [
     "_redeliver",
     "_test",
     "_ndelete",
+    "_wtest",
 ]
 
 
@@ -272,3 +274,16 @@ def test_secrets_are_not_shown_to_non_admins(as_user, people, project, client):
     session.save()
     assert "whsec_should-not-show" not in viewer.get("/p/acme/webhooks/deploy/").content.decode()
     assert "Rotate secret" not in viewer.get("/p/acme/webhooks/deploy/").content.decode()
+
+
+@pytest.mark.parametrize("scheme", ["studio", "github", "header"])
+def test_a_test_delivery_goes_through_verification_and_starts_a_run(
+    as_user, people, project, scheme
+):
+    make_webhook(project, scheme=scheme, header_name="X-Token" if scheme == "header" else "")
+    client = as_user(people["admin"])
+    response = client.post("/p/acme/webhooks/deploy/test/", follow=True)
+    assert "Test delivered: a run started." in response.content.decode()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.verification == "verified" and delivery.status_code == 202
+    assert Run.objects.get().config == {"event": "test"}

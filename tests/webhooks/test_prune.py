@@ -48,3 +48,25 @@ def test_deliveries_go_with_their_runs_and_old_refusals_age_out(project):
     left = set(WebhookDelivery.objects.values_list("pk", flat=True))
     assert left == {refused_recent.pk, with_active_run.pk}
     assert with_old_run.pk not in left and refused_old.pk not in left
+
+
+def test_sent_notifications_go_with_their_runs_and_pending_ones_stay(project):
+    from runs.models import NotificationOutbox, NotificationTarget
+
+    target = NotificationTarget.objects.create(project=project, url="https://x.example.com")
+    old_run = Run.objects.create(
+        project=project,
+        target="task:x",
+        status="failed",
+        completed_at=timezone.now() - timedelta(days=40),
+    )
+    sent = NotificationOutbox.objects.create(
+        target=target, project=project, run=old_run, event="run.failed", state="delivered"
+    )
+    pending = NotificationOutbox.objects.create(
+        target=target, project=project, run=old_run, event="run.failed", state="pending"
+    )
+    call_command("pruneruns", "--older-than-days", "30", stdout=StringIO())
+    assert not NotificationOutbox.objects.filter(pk=sent.pk).exists()
+    pending.refresh_from_db()
+    assert pending.run_id is None  # kept, to be delivered; the run itself is gone

@@ -18,7 +18,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from runs import inbound
+from runs import inbound, signing
 from runs.models import Webhook, WebhookDelivery
 from runs.webhook_files import SLUG_RE
 from runs.webhooks import apply, sync_file_webhooks, webhook_url
@@ -85,10 +85,14 @@ def webhooks(request, project: str):
     )
 
 
+def test_payload(webhook: Webhook) -> str:
+    return json.dumps({} if webhook.payload_to == "input" else {"event": "test"})
+
+
 def curl_example(webhook: Webhook, url: str) -> str:
     """A shell snippet that signs a test payload with the webhook's scheme; `$SECRET` stands
     for the secret (never written into the page)."""
-    body = json.dumps({} if webhook.payload_to == "input" else {"event": "test"})
+    body = test_payload(webhook)
     lines = ["SECRET='paste the secret here'", f"BODY={shlex.quote(body)}"]
     if webhook.scheme == Webhook.Scheme.STUDIO:
         lines += [
@@ -225,5 +229,45 @@ def webhook_redeliver(request, project: str, webhook_id: str, delivery_id: str):
         else:
             messages.error(
                 request, f"Delivered again: {answer.status} {answer.body['error']['message']}"
+            )
+    return redirect("dashboard:webhook", project=access.project.slug, webhook_id=webhook.slug)
+
+
+@login_required
+@require_POST
+def webhook_test(request, project: str, webhook_id: str):
+    """Sign a test payload with the webhook's own secret and deliver it through the real path
+    (verification included): what a sender would get, without leaving the dashboard."""
+    access = get_access(request, project, Role.ADMIN)
+    webhook = _webhook(access, webhook_id)
+    secrets_ = webhook.verifying_secrets()
+    if not webhook.enabled or not secrets_:
+        messages.error(
+            request, "This webhook is disabled or has no secret to sign with: nothing was sent."
+        )
+        return redirect("dashboard:webhook", project=access.project.slug, webhook_id=webhook.slug)
+    body = test_payload(webhook).encode()
+    headers = {
+        "content-type": "application/json",
+        "x-studio-delivery": f"dashboard-test-{uuid.uuid4().hex[:16]}",
+        "x-studio-event": "test",
+    }
+    if webhook.scheme == Webhook.Scheme.STUDIO:
+        headers["x-studio-signature"] = signing.sign_studio(secrets_[0], body)
+    elif webhook.scheme == Webhook.Scheme.GITHUB:
+        headers["x-hub-signature-256"] = signing.sign_github(secrets_[0], body)
+    else:
+        headers[webhook.header_name.lower()] = secrets_[0]
+    if not inbound.verify(webhook, headers, body):
+        messages.error(request, "The test could not be signed in a way this webhook accepts.")
+    else:
+        answer = inbound.process(webhook, headers, body, content_type="application/json")
+        if answer.status == 202:
+            messages.success(request, "Test delivered: a run started.")
+        elif answer.status == 200:
+            messages.info(request, "Test delivered: the event filter left it out.")
+        else:
+            messages.error(
+                request, f"Test delivered: {answer.status} {answer.body['error']['message']}"
             )
     return redirect("dashboard:webhook", project=access.project.slug, webhook_id=webhook.slug)
