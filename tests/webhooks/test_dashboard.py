@@ -287,3 +287,25 @@ def test_a_test_delivery_goes_through_verification_and_starts_a_run(
     delivery = WebhookDelivery.objects.get()
     assert delivery.verification == "verified" and delivery.status_code == 202
     assert Run.objects.get().config == {"event": "test"}
+
+
+def test_the_deliveries_card_refreshes_only_when_something_new_arrived(as_user, people, project):
+    make_webhook(project)
+    client = as_user(people["viewer"])
+    poll = {"HTTP_HX_REQUEST": "true"}
+    assert client.get("/p/acme/webhooks/deploy/?deliveries_after=", **poll).status_code == 204
+    raw = b'{"batchSize": 3}'
+    client.post(
+        "/hooks/acme/deploy",
+        raw,
+        content_type="application/json",
+        headers={"X-Studio-Signature": signing.sign_studio(SECRET, raw)},
+    )
+    fresh = client.get("/p/acme/webhooks/deploy/?deliveries_after=", **poll)
+    assert fresh.status_code == 200
+    html = fresh.content.decode()
+    assert "202" in html and "<html" not in html
+    newest = WebhookDelivery.objects.get().received_at.isoformat()
+    assert newest in html  # the next poll asks for what is newer than this
+    again = client.get("/p/acme/webhooks/deploy/", {"deliveries_after": newest}, **poll)
+    assert again.status_code == 204

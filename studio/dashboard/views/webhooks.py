@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -24,6 +24,7 @@ from runs.webhook_files import SLUG_RE
 from runs.webhooks import apply, sync_file_webhooks, webhook_url
 
 from ..permissions import Role, get_access
+from ..rendering import render_blocks
 from ..webhook_forms import WebhookForm
 
 SECRET_SESSION_KEY = "webhook-secret:{pk}"
@@ -121,6 +122,8 @@ def curl_example(webhook: Webhook, url: str) -> str:
 def webhook_detail(request, project: str, webhook_id: str):
     access = get_access(request, project)
     webhook = _webhook(access, webhook_id)
+    if request.htmx and "deliveries_after" in request.GET:
+        return _deliveries_poll(request, access, webhook)
     secret = None
     if access.can_admin:
         secret = request.session.pop(SECRET_SESSION_KEY.format(pk=webhook.pk), None)
@@ -137,9 +140,32 @@ def webhook_detail(request, project: str, webhook_id: str):
             "curl": curl_example(webhook, url),
             "secret": secret,
             "deliveries": deliveries,
+            "newest": _newest(deliveries),
             "nav": "webhooks",
         },
     )
+
+
+def _newest(deliveries: list[WebhookDelivery]) -> str:
+    return deliveries[0].received_at.isoformat() if deliveries else ""
+
+
+def _deliveries_poll(request, access, webhook: Webhook) -> HttpResponse:
+    """The deliveries card again, only when something newer arrived (204 leaves the page as
+    it is, so an open "Details" stays open)."""
+    newest = webhook.deliveries.order_by("-received_at").values_list("received_at", flat=True)
+    latest = newest.first()
+    if latest is None or latest.isoformat() == request.GET["deliveries_after"]:
+        return HttpResponse(status=204)
+    deliveries = list(webhook.deliveries.select_related("run")[:DELIVERIES_SHOWN])
+    context = {
+        "access": access,
+        "project": access.project,
+        "webhook": webhook,
+        "deliveries": deliveries,
+        "newest": _newest(deliveries),
+    }
+    return render_blocks(request, "webhooks/detail.html", ["deliveries"], context)
 
 
 @login_required

@@ -60,10 +60,10 @@ def test_create_a_webhook_send_a_signed_request_and_see_the_run(
     )
     assert bad.status_code == 401
 
-    page.reload()
+    # No reload: the deliveries card refreshes itself when something new arrives.
     deliveries = page.locator("#deliveries")
-    expect(deliveries).to_contain_text("202")
-    expect(deliveries).to_contain_text("401")
+    expect(deliveries).to_contain_text("202", timeout=10_000)
+    expect(deliveries).to_contain_text("401", timeout=10_000)
     screenshot("webhook-deliveries")
     deliveries.get_by_role("link", name=re.compile(r"^run_")).click()
     expect(page).to_have_url(re.compile(rf"/p/acme/runs/{run_id}/$"))
