@@ -45,6 +45,12 @@ class WebhookAdmin(admin.ModelAdmin):
     readonly_fields = ["source", "path", "secret_env", "previous_secret_expires_at", "created_at"]
     actions = ["rotate_secrets"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A file-defined webhook is changed in its file; edits here would be overwritten.
+        if obj is not None and obj.source == Webhook.Source.FILE:
+            return [f.name for f in Webhook._meta.fields if f.editable] + self.readonly_fields
+        return self.readonly_fields
+
     def save_model(self, request, obj, form, change):
         secret = None
         if not change:

@@ -351,8 +351,11 @@ def deliver_due(limit: int = 100, client: httpx.Client | None = None) -> int:
     """Send what is due now, oldest first per target; return how many were attempted."""
     now = timezone.now()
     pending = NotificationOutbox.objects.filter(state=NotificationOutbox.State.PENDING)
+    # A disabled target's notifications wait (and go out if it is enabled again in time).
     due = list(
-        pending.filter(next_attempt_at__lte=now).select_related("target").order_by("id")[:limit]
+        pending.filter(next_attempt_at__lte=now, target__enabled=True)
+        .select_related("target")
+        .order_by("id")[:limit]
     )
     sent = 0
     blocked: set = set()

@@ -233,3 +233,12 @@ def test_a_failing_hook_never_undoes_the_transition(project, monkeypatch):
     run = finish(new_run(project), "failed")
     assert run.status == "failed"
     assert not NotificationOutbox.objects.exists()
+
+
+def test_a_disabled_targets_notifications_wait(project, receiver):
+    target = make_target(project, url=receiver.url)
+    finish(new_run(project), "failed")
+    NotificationTarget.objects.filter(pk=target.pk).update(enabled=False)
+    assert notify.deliver_due() == 0 and receiver.requests == []
+    NotificationTarget.objects.filter(pk=target.pk).update(enabled=True)
+    assert notify.deliver_due() == 1 and len(receiver.requests) == 1
