@@ -242,3 +242,23 @@ def test_a_disabled_targets_notifications_wait(project, receiver):
     assert notify.deliver_due() == 0 and receiver.requests == []
     NotificationTarget.objects.filter(pk=target.pk).update(enabled=True)
     assert notify.deliver_due() == 1 and len(receiver.requests) == 1
+
+
+def test_the_schedule_retries_within_a_minute_past_an_hour_and_stops_at_a_day(settings):
+    settings.STUDIO_NOTIFY_RETRY_SCALE = 1.0
+    elapsed, times = 0.0, []
+    while elapsed < 24 * 3600:
+        elapsed += notify.retry_delay(len(times) + 1)
+        times.append(elapsed)
+    assert times[0] <= 60
+    assert any(3600 < t <= 2 * 3600 for t in times)  # down for an hour: still delivered
+    assert len(times) < 40  # hourly once the receiver has been down a while
+
+
+def test_two_workers_never_send_one_row_twice(project):
+    make_target(project)
+    finish(new_run(project), "failed")
+    row = NotificationOutbox.objects.get()
+    now = timezone.now()
+    assert notify._claim(row, now) is True
+    assert notify._claim(row, now) is False  # the other worker saw the same due row: lost race
