@@ -28,7 +28,9 @@ class WebhookForm(forms.Form):
     name = forms.CharField(max_length=200, required=False)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     target = forms.CharField(
-        max_length=255, help_text="task:<id> or workflow:<id>: what a delivery starts."
+        max_length=255,
+        help_text="task:<id> or workflow:<id>: what a delivery starts.",
+        widget=forms.TextInput(attrs={"list": "known-targets", "autocomplete": "off"}),
     )
     payload_to = forms.ChoiceField(
         choices=Webhook.PayloadTo.choices,

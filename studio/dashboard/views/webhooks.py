@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from runs import inbound, signing
+from runs.definitions import discover
 from runs.models import Webhook, WebhookDelivery
 from runs.webhook_files import SLUG_RE
 from runs.webhooks import apply, sync_file_webhooks, webhook_url
@@ -39,6 +40,10 @@ def _webhook(access, webhook_id: str) -> Webhook:
     if webhook is None:
         raise Http404("no such webhook")
     return webhook
+
+
+def _known_targets() -> list[str]:
+    return sorted(d.target for d in discover().tasks.values())
 
 
 def _editable_or_message(request, webhook: Webhook) -> bool:
@@ -80,6 +85,7 @@ def webhooks(request, project: str):
             "webhooks": Webhook.objects.filter(project=access.project),
             "form": form,
             "file_errors": file_errors if access.can_admin else [],
+            "known_targets": _known_targets(),
             "nav": "webhooks",
         },
         status=200,
@@ -189,6 +195,7 @@ def webhook_edit(request, project: str, webhook_id: str):
             "project": access.project,
             "webhook": webhook,
             "form": form,
+            "known_targets": _known_targets(),
             "nav": "webhooks",
         },
     )

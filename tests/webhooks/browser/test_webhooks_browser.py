@@ -27,6 +27,7 @@ def test_create_a_webhook_send_a_signed_request_and_see_the_run(
     sign_in(admin)
     page.get_by_role("navigation", name="Project").get_by_role("link", name="Webhooks").click()
     expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
+    screenshot("webhooks-empty")
     page.get_by_label("Id", exact=True).fill("deploy")
     page.get_by_label("Name", exact=True).fill("Deploy on push")
     page.get_by_label("Target", exact=True).fill("task:sync-data")
