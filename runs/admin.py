@@ -233,3 +233,6 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "project"]
     search_fields = ["user__username", "project__slug"]
     autocomplete_fields = ["user"]
+
+
+from . import admin_webhooks  # noqa: E402, F401  (webhooks and notifications)

@@ -7,7 +7,7 @@ class RunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import lifecycle, queue
+        from . import lifecycle, notify, queue
         from .worker import claim
 
         # The Huey task is declared in every process (web to enqueue, worker to execute); what it
@@ -15,3 +15,9 @@ class RunsConfig(AppConfig):
         queue.set_executor(claim.execute)
         # A run of a concurrency-limited task that leaves `running` frees a slot for the next.
         lifecycle.on_release(claim.free_slot)
+        # Run notifications: an outbox row in the same transaction as the run's ending, with
+        # the run in the API's wire shape.
+        from .api.schemas import run_to_wire
+
+        notify.use_wire_format(run_to_wire)
+        lifecycle.on_terminal(notify.queue_notifications, phase="in_transaction")

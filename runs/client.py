@@ -356,6 +356,8 @@ class RunsClient:
 
     @staticmethod
     def _result(response: httpx.Response) -> Any:
+        if response.status_code == 204:
+            return None
         try:
             body = response.json()
         except ValueError:
@@ -569,6 +571,85 @@ class RunsClient:
         return Task.from_dict(
             self._request("GET", f"projects/{_seg(self._project_ref())}/tasks/{_seg(task_id)}")
         )
+
+    # --- webhooks and notifications -----------------------------------------------------------
+    # Plain dicts in the API's shapes. A secret is only in the answers of create_webhook,
+    # rotate_webhook_secret and create_notification (json targets): keep it then.
+
+    def _project_path(self, *parts: str) -> str:
+        return "/".join(["projects", _seg(self._project_ref()), *(_seg(p) for p in parts)])
+
+    def webhooks(self, limit: int = 200) -> list[dict]:
+        return self._request("GET", self._project_path("webhooks"), params={"limit": limit})["data"]
+
+    def webhook(self, webhook_id: str) -> dict:
+        return self._request("GET", self._project_path("webhooks", webhook_id))
+
+    def create_webhook(self, *, id: str, target: str, **fields: Any) -> dict:
+        """Create a webhook; returns {"webhook": {...}, "secret": "..."} (the only time)."""
+        body = {"id": id, "target": target, **fields}
+        return self._request(
+            "POST", self._project_path("webhooks"), json=body, retry_server_errors=False
+        )
+
+    def update_webhook(self, webhook_id: str, **fields: Any) -> dict:
+        return self._request("PATCH", self._project_path("webhooks", webhook_id), json=fields)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._request("DELETE", self._project_path("webhooks", webhook_id))
+
+    def rotate_webhook_secret(self, webhook_id: str, overlap_seconds: int | None = None) -> dict:
+        """A new secret; the old one verifies for `overlap_seconds` more (default a day)."""
+        body = {} if overlap_seconds is None else {"overlap_seconds": overlap_seconds}
+        return self._request(
+            "POST",
+            self._project_path("webhooks", webhook_id, "rotate-secret"),
+            json=body,
+            retry_server_errors=False,
+        )
+
+    def webhook_deliveries(
+        self, webhook_id: str, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        data = self._request(
+            "GET",
+            self._project_path("webhooks", webhook_id, "deliveries"),
+            params={"limit": limit, "cursor": cursor},
+        )
+        return Page(data["data"], PageInfo.from_dict(data.get("page_info")))
+
+    def notifications(self, limit: int = 200) -> list[dict]:
+        return self._request("GET", self._project_path("notifications"), params={"limit": limit})[
+            "data"
+        ]
+
+    def notification(self, notification_id: str) -> dict:
+        return self._request("GET", self._project_path("notifications", notification_id))
+
+    def create_notification(self, *, url: str, kind: str = "json", **fields: Any) -> dict:
+        """Add a target; returns {"notification": {...}, "secret": "..." or None for slack}."""
+        body = {"url": url, "kind": kind, **fields}
+        return self._request(
+            "POST", self._project_path("notifications"), json=body, retry_server_errors=False
+        )
+
+    def update_notification(self, notification_id: str, **fields: Any) -> dict:
+        return self._request(
+            "PATCH", self._project_path("notifications", notification_id), json=fields
+        )
+
+    def delete_notification(self, notification_id: str) -> None:
+        self._request("DELETE", self._project_path("notifications", notification_id))
+
+    def notification_attempts(
+        self, notification_id: str, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        data = self._request(
+            "GET",
+            self._project_path("notifications", notification_id, "attempts"),
+            params={"limit": limit, "cursor": cursor},
+        )
+        return Page(data["data"], PageInfo.from_dict(data.get("page_info")))
 
 
 def _retry_after(response: httpx.Response) -> float:

@@ -213,6 +213,26 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = STUDIO_MAX_BODY_BYTES
 # --- Task definitions -------------------------------------------------------------------------
 STUDIO_TASKS_DIR = Path(env_str("STUDIO_TASKS_DIR", str(BASE_DIR / "tasks"))).resolve()
 STUDIO_WORKFLOWS_DIR = Path(env_str("STUDIO_WORKFLOWS_DIR", str(BASE_DIR / "workflows"))).resolve()
+STUDIO_WEBHOOKS_DIR = Path(env_str("STUDIO_WEBHOOKS_DIR", str(BASE_DIR / "webhooks"))).resolve()
+
+# Links that leave Studio (notifications, the curl a webhook page gives) start with this.
+STUDIO_BASE_URL = env_str("STUDIO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- Webhooks and notifications ---------------------------------------------------------------
+# A verified delivery's body is kept up to this many bytes (for the dashboard and re-delivery).
+STUDIO_WEBHOOK_BODY_CAP = env_int("STUDIO_WEBHOOK_BODY_CAP", 64 * 1024, minimum=0)
+# Deliveries that fail verification are recorded (without body) at most this often per webhook,
+# so a public URL cannot fill the database; the rest are only counted.
+STUDIO_WEBHOOK_FAILED_RECORDS_PER_MINUTE = env_int(
+    "STUDIO_WEBHOOK_FAILED_RECORDS_PER_MINUTE", 10, minimum=0
+)
+# Refuse notification URLs that resolve to loopback/private/link-local addresses unless true.
+STUDIO_NOTIFY_ALLOW_PRIVATE_URLS = env_bool("STUDIO_NOTIFY_ALLOW_PRIVATE_URLS", False)
+STUDIO_NOTIFY_POLL_SECONDS = env_number("STUDIO_NOTIFY_POLL_SECONDS", 2.0, minimum=0.05)
+STUDIO_NOTIFY_TIMEOUT_SECONDS = env_number("STUDIO_NOTIFY_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+STUDIO_NOTIFY_GIVE_UP_HOURS = env_number("STUDIO_NOTIFY_GIVE_UP_HOURS", 24.0, minimum=0.01)
+# Multiplies the retry delays (10 s, 30 s, 1 min, ... 1 h); tests shrink it.
+STUDIO_NOTIFY_RETRY_SCALE = env_number("STUDIO_NOTIFY_RETRY_SCALE", 1.0, minimum=0.0001)
 
 # --- Run engine -------------------------------------------------------------------------------
 STUDIO_DEFAULT_TIMEOUT_SECONDS = env_int("STUDIO_DEFAULT_TIMEOUT_SECONDS", 3600, minimum=1)

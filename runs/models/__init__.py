@@ -268,3 +268,12 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.id} {self.event_type}"
+
+
+from .webhooks import (  # noqa: E402, F401
+    NotificationAttempt,
+    NotificationOutbox,
+    NotificationTarget,
+    Webhook,
+    WebhookDelivery,
+)

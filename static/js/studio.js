@@ -64,13 +64,14 @@
     });
   });
 
-  // Copy buttons (the new API token).
+  // Copy buttons (a new secret, a webhook's URL, its curl example).
   document.addEventListener("click", function (evt) {
     var button = evt.target.closest("[data-copy]");
     if (!button) return;
-    var input = document.querySelector(button.dataset.copy);
-    input.select();
-    if (navigator.clipboard) navigator.clipboard.writeText(input.value);
+    var source = document.querySelector(button.dataset.copy);
+    var isField = source.matches("input, textarea");
+    if (isField) source.select();
+    if (navigator.clipboard) navigator.clipboard.writeText(isField ? source.value : source.textContent);
     button.textContent = "Copied";
   });
   document.addEventListener("focusin", function (evt) {

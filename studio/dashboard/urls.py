@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import overview, runs, tasks, tokens
+from .views import notifications, overview, runs, tasks, tokens, webhooks
 
 app_name = "dashboard"
 
@@ -17,5 +17,53 @@ urlpatterns = [
     path("p/<slug:project>/tokens/", tokens.tokens, name="tokens"),
     path(
         "p/<slug:project>/tokens/<int:token_id>/revoke/", tokens.revoke_token, name="revoke_token"
+    ),
+    path("p/<slug:project>/webhooks/", webhooks.webhooks, name="webhooks"),
+    path("p/<slug:project>/webhooks/<str:webhook_id>/", webhooks.webhook_detail, name="webhook"),
+    path(
+        "p/<slug:project>/webhooks/<str:webhook_id>/edit/",
+        webhooks.webhook_edit,
+        name="webhook_edit",
+    ),
+    path(
+        "p/<slug:project>/webhooks/<str:webhook_id>/rotate/",
+        webhooks.webhook_rotate,
+        name="webhook_rotate",
+    ),
+    path(
+        "p/<slug:project>/webhooks/<str:webhook_id>/test/",
+        webhooks.webhook_test,
+        name="webhook_test",
+    ),
+    path(
+        "p/<slug:project>/webhooks/<str:webhook_id>/delete/",
+        webhooks.webhook_delete,
+        name="webhook_delete",
+    ),
+    path(
+        "p/<slug:project>/webhooks/<str:webhook_id>/deliveries/<str:delivery_id>/redeliver/",
+        webhooks.webhook_redeliver,
+        name="webhook_redeliver",
+    ),
+    path("p/<slug:project>/notifications/", notifications.notifications, name="notifications"),
+    path(
+        "p/<slug:project>/notifications/<str:notification_id>/",
+        notifications.notification_detail,
+        name="notification",
+    ),
+    path(
+        "p/<slug:project>/notifications/<str:notification_id>/edit/",
+        notifications.notification_edit,
+        name="notification_edit",
+    ),
+    path(
+        "p/<slug:project>/notifications/<str:notification_id>/test/",
+        notifications.notification_test,
+        name="notification_test",
+    ),
+    path(
+        "p/<slug:project>/notifications/<str:notification_id>/delete/",
+        notifications.notification_delete,
+        name="notification_delete",
     ),
 ]

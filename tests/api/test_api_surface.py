@@ -27,6 +27,13 @@ def test_it_serves_an_openapi_schema_of_every_endpoint():
         "/api/projects/{ref}/runs",
         "/api/projects/{ref}/tasks",
         "/api/projects/{ref}/tasks/{task_id}",
+        "/api/projects/{ref}/webhooks",
+        "/api/projects/{ref}/webhooks/{webhook_id}",
+        "/api/projects/{ref}/webhooks/{webhook_id}/rotate-secret",
+        "/api/projects/{ref}/webhooks/{webhook_id}/deliveries",
+        "/api/projects/{ref}/notifications",
+        "/api/projects/{ref}/notifications/{notification_id}",
+        "/api/projects/{ref}/notifications/{notification_id}/attempts",
     }
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert "202" in schema["paths"]["/api/runs"]["post"]["responses"]

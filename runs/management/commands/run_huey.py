@@ -16,6 +16,7 @@ from huey.consumer import Consumer
 from huey.contrib.djhuey.management.commands.run_huey import Command as HueyCommand
 
 from runs.definitions import discover
+from runs.notify import NotifierThread
 from runs.worker import claim as engine
 from runs.worker.sweeper import SweeperThread
 
@@ -35,6 +36,7 @@ class StudioConsumer(Consumer):
         engine.fork_server().start()
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
+        NotifierThread(self._sweeper_stop).start()  # run notifications from the outbox
         super().start()
 
     def stop(self, graceful=False):
