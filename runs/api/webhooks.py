@@ -12,16 +12,16 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from ninja import Body, Field, Query, Router, Schema, Status
 from pydantic import AfterValidator, StrictBool, StrictStr
 
 from .. import notify
 from ..models import NotificationAttempt, NotificationTarget, Project, Webhook, WebhookDelivery
+from ..models.paging import InvalidCursor, page_by
 from ..validation import storable_text
 from ..webhook_files import SLUG_RE, TARGET_RE
 from ..webhooks import apply, check_webhook, sync_file_webhooks, webhook_url
-from . import READ_ERRORS, WRITE_ERRORS, ApiError, _decode_cursor, _encode_cursor, _field, _project
+from . import READ_ERRORS, WRITE_ERRORS, ApiError, _field, _project
 from .schemas import ErrorOut, PageInfo, StrictSchema
 
 router = Router(tags=["webhooks and notifications"])
@@ -289,34 +289,15 @@ def _editable(webhook: Webhook) -> None:
 
 def _page(queryset, stamp_field: str, cursor: str | None, limit: int) -> tuple[list, dict]:
     """Newest first by (stamp_field, pk); the cursor names the last item of a page."""
-    ordered = queryset.order_by(f"-{stamp_field}", "-pk")
-    if cursor:
-        data = _decode_cursor(cursor)
-        try:
-            stamp = datetime.fromisoformat(data["t"])
-            key = data["k"]
-            if stamp.tzinfo is None or not isinstance(key, str | int):
-                raise ValueError
-            if isinstance(key, str):
-                uuid.UUID(key)
-        except (KeyError, TypeError, ValueError):
-            raise ApiError(
-                422,
-                "cursor is not one this API handed out",
-                code="invalid_cursor",
-                detail=_field("cursor", "is not a cursor from page_info", "cursor"),
-            ) from None
-        ordered = ordered.filter(
-            Q(**{f"{stamp_field}__lt": stamp}) | Q(**{stamp_field: stamp, "pk__lt": key})
-        )
-    rows = list(ordered[: limit + 1])
-    page = rows[:limit]
-    last = page[-1] if page else None
-    next_cursor = None
-    if last is not None and len(rows) > limit:
-        key = last.pk if isinstance(last.pk, int) else str(last.pk)
-        next_cursor = _encode_cursor({"t": getattr(last, stamp_field).isoformat(), "k": key})
-    return page, {"self": cursor, "first": None, "next": next_cursor, "prev": None}
+    try:
+        return page_by(queryset, stamp_field, cursor, limit)
+    except InvalidCursor:
+        raise ApiError(
+            422,
+            "cursor is not one this API handed out",
+            code="invalid_cursor",
+            detail=_field("cursor", "is not a cursor from page_info", "cursor"),
+        ) from None
 
 
 # --- Webhooks ---------------------------------------------------------------------------------

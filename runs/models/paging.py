@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
 
 from .ids import is_run_id
 
@@ -164,3 +165,36 @@ def parse_event_cursor(cursor: str) -> int:
     if kind != "e" or not number.isdigit() or len(number) > 19 or int(number) > MAX_EVENT_ID:
         raise InvalidCursor("not an events cursor")
     return int(number)
+
+
+def _stamp_token(stamp: datetime, key: Any) -> str:
+    delta = stamp - EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return _encode(f"k~{micros}~{key}")
+
+
+def page_by(queryset: QuerySet, field: str, cursor: str | None, limit: int) -> tuple[list, dict]:
+    """Newest first by (`field`, pk), forward only: the ledgers beside runs (webhook deliveries,
+    notification attempts, schedule occurrences). Returns the page and its wire `page_info`."""
+    ordered = queryset.order_by(f"-{field}", "-pk")
+    if cursor is not None:
+        kind, _, rest = _decode(cursor).partition("~")
+        micros, _, key = rest.partition("~")
+        if kind != "k" or not _MICROS.fullmatch(micros) or not 0 < len(key) <= 64:
+            raise InvalidCursor("not a page cursor")
+        try:
+            stamp = EPOCH + timedelta(microseconds=int(micros))
+            ordered = ordered.filter(
+                Q(**{f"{field}__lt": stamp}) | Q(**{field: stamp, "pk__lt": key})
+            )
+        except (OverflowError, ValueError, ValidationError):
+            raise InvalidCursor("not a page position") from None
+    rows = list(ordered[: limit + 1])
+    page = rows[:limit]
+    more = len(rows) > limit and page
+    return page, {
+        "self": cursor,
+        "first": None,
+        "next": _stamp_token(getattr(page[-1], field), page[-1].pk) if more else None,
+        "prev": None,
+    }

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0002_run_cancel_reason"),
+        ("runs", "0003_wire"),
     ]
 
     operations = [
