@@ -148,6 +148,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "studio.middleware.reject_nul",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -282,5 +283,8 @@ LOGGING = {
             ),
         },
         "huey": {"handlers": ["console"], "level": "WARNING"},
+        # Django logs a view's unhandled exception here, but its default handler prints only
+        # with DEBUG on: a production 500 would leave no trace. ERROR: 5xx, not every 404.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }

@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Q
@@ -23,6 +23,7 @@ from .. import service
 from ..definitions import discover
 from ..models import ApiToken, Project, Run, RunEvent
 from .schemas import (
+    MAX_EVENT_ID,
     AcceptedOut,
     CancelOut,
     CreateRunIn,
@@ -137,7 +138,10 @@ def _run_position(cursor: str) -> tuple[str, datetime, str]:
             or not RUN_ID_RE.fullmatch(run_id)
         ):
             raise ValueError
-    except (KeyError, TypeError, ValueError):
+        # The database compares in UTC: a stamp that has no UTC form (year 1 east of
+        # Greenwich, year 9999 west of it) names no position.
+        stamp = stamp.astimezone(UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise ApiError(
             422,
             "cursor is not one this API handed out",
@@ -254,7 +258,7 @@ def list_events(request, run_id: str, query: Query[EventListQuery]):
     if query.cursor is not None:
         data = _decode_cursor(query.cursor)
         after = data.get("after")
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_EVENT_ID:
             raise ApiError(
                 422,
                 "cursor is not one this API handed out",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 
 from django import forms
 from django.utils import timezone
 
 from runs.models import Run, RunStatus
+from runs.validation import json_problem, loads_json
 
 RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class RunFilterForm(forms.Form):
@@ -27,8 +28,10 @@ class RunFilterForm(forms.Form):
     until = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-    before = forms.CharField(required=False, max_length=80)  # older page: "<epoch µs>~<run id>"
-    after = forms.CharField(required=False, max_length=80)  # newer page
+    # Older / newer page: "<epoch µs>~<run id>". No max_length: an overlong one is "not a
+    # valid page link" like any other forged cursor.
+    before = forms.CharField(required=False)
+    after = forms.CharField(required=False)
 
     def __init__(self, *args, targets: list[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,9 +49,13 @@ class RunFilterForm(forms.Form):
         if not raw:
             return None
         micros, _, run_id = raw.partition("~")
-        if not micros.isdigit() or not RUN_ID.match(run_id):
+        # 18 digits reach past the year 9999 already: anything longer is forged.
+        if not (micros.isdigit() and len(micros) <= 18) or not RUN_ID.match(run_id):
             raise forms.ValidationError("Not a valid page link.")
-        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(micros))
+        try:
+            when = EPOCH + dt.timedelta(microseconds=int(micros))
+        except OverflowError:
+            raise forms.ValidationError("Not a valid page link.") from None
         return when, run_id
 
     def clean_before(self):
@@ -56,6 +63,13 @@ class RunFilterForm(forms.Form):
 
     def clean_after(self):
         return self._cursor("after")
+
+    def clean_until(self):
+        until = self.cleaned_data["until"]
+        if until is not None and until >= dt.date.max:
+            # The filter reaches to the start of the next day, which the calendar lacks.
+            raise forms.ValidationError(f"Enter a date before {dt.date.max.isoformat()}.")
+        return until
 
     def clean(self):
         data = super().clean()
@@ -71,7 +85,7 @@ class RunFilterForm(forms.Form):
 
 
 def encode_cursor(run) -> str:
-    delta = run.created_at - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    delta = run.created_at - EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     return f"{micros}~{run.pk}"
 
@@ -108,11 +122,14 @@ class LaunchOptionsForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
+            value = loads_json(raw)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise forms.ValidationError('Must be a JSON object, like {"key": "value"}.')
+        problem = json_problem(value)
+        if problem:
+            raise forms.ValidationError(f"Cannot be stored: it {problem}.")
         return value
 
 

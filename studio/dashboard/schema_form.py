@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from runs.validation import FieldError, schema_errors
+from runs.validation import FieldError, loads_json, schema_errors
 
 ROOT = "input"
 MAX_DEPTH = 8  # deeper (or recursive) schemas fall back to a JSON editor
@@ -511,7 +511,7 @@ class JsonField(Field):
         if self.raw.strip() == "":
             return self._empty()
         try:
-            return json.loads(self.raw)
+            return loads_json(self.raw)
         except ValueError as exc:
             self.errors.append(f"Not valid JSON: {exc}")
             return MISSING
