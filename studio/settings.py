@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from studio.queue_signing import QueueSerializer
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("STUDIO_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -245,6 +247,8 @@ _consumer = {
     "shutdown_timeout": STUDIO_SHUTDOWN_GRACE_SECONDS + 10,
     "check_worker_health": True,
 }
+# Every message is signed and checked before it is unpickled (studio/queue_signing.py).
+_queue_serializer = QueueSerializer(SECRET_KEY)
 if REDIS_URL:
     if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(
@@ -257,6 +261,7 @@ if REDIS_URL:
         "immediate": False,
         "results": False,
         "blocking": True,  # BRPOP: an idle worker wakes the moment a run is enqueued.
+        "serializer": _queue_serializer,
         "consumer": {**_consumer, "initial_delay": 0.1, "max_delay": 1.0},
     }
 else:
@@ -266,6 +271,7 @@ else:
         "filename": str(Path(env_str("STUDIO_HUEY_FILE", str(VAR_DIR / "huey.sqlite3"))).resolve()),
         "immediate": False,
         "results": False,
+        "serializer": _queue_serializer,
         # SqliteHuey polls; these keep an idle worker's pick-up latency around 50 ms.
         "consumer": {**_consumer, "initial_delay": 0.01, "backoff": 1.5, "max_delay": 0.05},
     }
