@@ -6,6 +6,7 @@ that names the variable instead of surfacing later as a confusing error.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import secrets
@@ -145,6 +146,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "ninja",
     "huey.contrib.djhuey",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -158,6 +160,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -193,6 +197,27 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in throttling (django-axes): the dashboard and the admin share one login backend ----
+# After STUDIO_LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair
+# is locked out for STUDIO_LOGIN_COOLOFF_MINUTES (each further try restarts the wait), the
+# right password included. Locking the pair rather than the username alone keeps an attacker
+# from locking a real user out from everywhere; behind a proxy every client shares the
+# proxy's address, so it becomes the username alone. Admins see and lift lockouts in the
+# admin under "Axes" (delete the access attempt) or with `manage.py axes_reset_username`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+STUDIO_LOGIN_FAILURE_LIMIT = env_int("STUDIO_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+STUDIO_LOGIN_COOLOFF_MINUTES = env_number("STUDIO_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1)
+AXES_FAILURE_LIMIT = STUDIO_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = dt.timedelta(minutes=STUDIO_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "studio.dashboard.views.signin.locked_out"
+# Failed attempts are what lockouts need; a row per successful sign-in would grow forever.
+AXES_DISABLE_ACCESS_LOG = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -292,5 +317,6 @@ LOGGING = {
         # Django logs a view's unhandled exception here, but its default handler prints only
         # with DEBUG on: a production 500 would leave no trace. ERROR: 5xx, not every 404.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "axes": {"handlers": ["console"], "level": "WARNING"},  # lockouts
     },
 }
