@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 
@@ -29,5 +30,18 @@ def reject_nul(get_response: Callable[[HttpRequest], HttpResponse]):
                 "the URL holds a NUL character", content_type="text/plain; charset=utf-8"
             )
         return get_response(request)
+
+    return middleware
+
+
+def content_security_policy(get_response: Callable[[HttpRequest], HttpResponse]):
+    """Send settings.STUDIO_CSP on every response (unless a view set its own)."""
+    policy = settings.STUDIO_CSP
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        response = get_response(request)
+        if policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = policy
+        return response
 
     return middleware

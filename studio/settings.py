@@ -153,6 +153,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "studio.middleware.reject_nul",
+    "studio.middleware.content_security_policy",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -197,6 +198,28 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- HTTP security ------------------------------------------------------------------------------
+# STUDIO_HTTPS=true: Studio is served over HTTPS, usually by a TLS-terminating proxy that sets
+# X-Forwarded-Proto (and must overwrite a client's own). Cookies then travel over HTTPS only,
+# and browsers are told to use nothing else (HSTS).
+STUDIO_HTTPS = env_bool("STUDIO_HTTPS", False)
+if STUDIO_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("STUDIO_HSTS_SECONDS", 365 * 24 * 3600)
+SESSION_COOKIE_AGE = int(env_number("STUDIO_SESSION_HOURS", 12.0, minimum=0.1) * 3600)
+CSRF_COOKIE_HTTPONLY = True  # pages send the token from the template (hx-headers), not JS
+# Every page's scripts and styles come from Studio's own static files: no inline script or
+# style is allowed, so injected markup cannot run. STUDIO_CSP replaces the whole policy;
+# set it empty to send none.
+STUDIO_CSP = env_str(
+    "STUDIO_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+)
 
 # --- Sign-in throttling (django-axes): the dashboard and the admin share one login backend ----
 # After STUDIO_LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair
