@@ -10,6 +10,7 @@ import datetime as dt
 import math
 import os
 import secrets
+import stat
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -18,8 +19,38 @@ from django.core.exceptions import ImproperlyConfigured
 from studio.queue_signing import QueueSerializer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("STUDIO_VAR_DIR", BASE_DIR / "var")).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+# var/ holds the secret key, the SQLite database and the queue: readable by Studio's user only.
+def private_dir(path: Path) -> Path:
+    """`path`, created if missing, narrowed to 0700 if it is Studio's own. A sticky directory
+    (such as /tmp) is shared by design and left alone."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid() and not info.st_mode & stat.S_ISVTX:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """`path`, created empty with mode 0600 if missing (an empty file is an empty SQLite
+    database), else narrowed to 0600 if it is Studio's own, with SQLite's companion files.
+    SQLite creates the -wal and -shm files with the database file's mode, so they follow."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for each in [path] + [path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal")]:
+        try:
+            info = each.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_mode & 0o077 and info.st_uid == os.getuid():
+            each.chmod(0o600)
+    return path
+
+
+VAR_DIR = private_dir(Path(os.environ.get("STUDIO_VAR_DIR", BASE_DIR / "var")).resolve())
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -97,6 +128,7 @@ def database_from_url(url: str) -> dict:
 
 def sqlite_database(path: Path) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),
@@ -117,9 +149,14 @@ def load_secret_key() -> str:
     if key:
         return key
     key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+    try:
+        # Created 0600 from the start: no moment when another user could read it.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        private_file(key_file)
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50))
     return key_file.read_text().strip()
 
 
@@ -316,7 +353,9 @@ else:
     HUEY = {
         "huey_class": "huey.SqliteHuey",
         "name": STUDIO_QUEUE_NAME,
-        "filename": str(Path(env_str("STUDIO_HUEY_FILE", str(VAR_DIR / "huey.sqlite3"))).resolve()),
+        "filename": str(
+            private_file(Path(env_str("STUDIO_HUEY_FILE", str(VAR_DIR / "huey.sqlite3"))).resolve())
+        ),
         "immediate": False,
         "results": False,
         "serializer": _queue_serializer,
