@@ -236,6 +236,14 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Email: only for password reset, which is off (404) until EMAIL_HOST is set ---------------
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "studio@localhost")
+
 # --- HTTP security ------------------------------------------------------------------------------
 # STUDIO_HTTPS=true: Studio is served over HTTPS, usually by a TLS-terminating proxy that sets
 # X-Forwarded-Proto (and must overwrite a client's own). Cookies then travel over HTTPS only,
