@@ -7,6 +7,7 @@ import pytest
 from runs.models import Run
 
 from .conftest import make_run
+from .test_launch import URL, VALID
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +122,11 @@ def test_an_event_position_no_event_can_have_is_400_on_the_poll(login, viewer, p
 
 def test_the_poll_of_a_malformed_run_id_is_404(login, viewer):
     assert login(viewer).get("/p/acme/runs/not-a-run/events/").status_code == 404
+
+
+@pytest.mark.parametrize("seats", ["1e999999999", "9" * 5000, "-1e400"])
+def test_a_number_too_large_to_store_is_a_field_error_at_once(login, operator, seats):
+    response = login(operator).post(URL, {**VALID, "input.seats": seats})
+    assert response.status_code == 422
+    assert "Enter a number below 1e300." in response.content.decode()
+    assert not Run.objects.exists()
