@@ -149,14 +149,21 @@ def load_secret_key() -> str:
     if key:
         return key
     key_file = VAR_DIR / "secret_key"
-    try:
-        # Created 0600 from the start: no moment when another user could read it.
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        private_file(key_file)
-    else:
+    if not key_file.exists():
+        # Written whole under a temporary name at 0600, then linked into place: no moment when
+        # another user could read it, and a process starting beside this one (web and worker)
+        # either finds no key yet or the finished one, never a half-written file.
+        draft = VAR_DIR / f".secret_key.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass  # another process was first: use its key
+        finally:
+            draft.unlink()
+    private_file(key_file)
     return key_file.read_text().strip()
 
 
