@@ -291,6 +291,7 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=STUDIO_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "studio.dashboard.views.signin.locked_out"
+AXES_USERNAME_CALLABLE = "studio.dashboard.views.signin.throttled_username"
 # Failed attempts are what lockouts need; a row per successful sign-in would grow forever.
 AXES_DISABLE_ACCESS_LOG = True
 

@@ -107,3 +107,13 @@ def test_admins_see_the_lockout_in_the_admin_and_can_lift_it(viewer):
     response = admin.post(f"/admin/axes/accessattempt/{attempt.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert sign_in(Client(), viewer.username, PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("url", [LOGIN, ADMIN_LOGIN])
+def test_an_overlong_or_odd_username_is_a_failed_sign_in_not_a_500(url, db):
+    """Each failure is recorded against the name; PostgreSQL refused one past 255 characters."""
+    client = Client()
+    for username in ("x" * 5000, "a\x00b", ""):
+        response = sign_in(client, username, "y" * 10_000, url)
+        assert response.status_code == 200
+    assert AccessAttempt.objects.filter(username="x" * 255).exists()
