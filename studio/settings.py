@@ -195,8 +195,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "studio.middleware.reject_nul",  # before anything looks a path up (files, routes, rows)
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "studio.middleware.reject_nul",
     "studio.middleware.content_security_policy",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

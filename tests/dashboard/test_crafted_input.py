@@ -102,6 +102,7 @@ def test_a_nul_in_a_run_id_is_a_4xx(login, owner, project):
         response = client.get(url)
         assert 400 <= response.status_code < 500, (url, response.status_code)
     assert client.post("/p/acme/runs/run_%00/cancel/").status_code == 400
+    assert client.get("/static/css/studio.css%00").status_code == 400
     response = client.post(LAUNCH, {"input": "{}", "config": "", "rerun_of": "run_\x00"})
     assert response.status_code == 302  # a rerun_of that names no run is ignored
 
