@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
@@ -206,18 +208,30 @@ class ApiTokenAdmin(admin.ModelAdmin):
             read_only=obj.scope == ApiToken.Scope.READ,
             created_by=str(request.user),
         )
-        # Django's own "was added" message describes obj: make it the issued token.
         obj.pk, obj.prefix, obj.created_by, obj.created_at = (
             token.pk,
             token.prefix,
             token.created_by,
             token.created_at,
         )
-        self.message_user(
-            request,
-            f"Token created. Copy it now, it will not be shown again: {secret}",
-            level=messages.WARNING,
-        )
+        request._issued_token_secret = secret  # for response_add, in this response only
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """Show the new secret in this response itself. A message would carry it through the
+        messages cookie (or the session) to the next page; this page is also never cached."""
+        secret = getattr(request, "_issued_token_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Token created",
+            "token": obj,
+            "secret": secret,
+        }
+        response = TemplateResponse(request, "admin/runs/apitoken/issued.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Revoke selected tokens")
     def revoke_tokens(self, request, queryset):

@@ -24,6 +24,7 @@ from runs.api import ApiError
 from runs.api import router as runs_router
 from runs.api.webhooks import router as webhooks_router
 from runs.models import ApiToken
+from runs.validation import loads_json
 
 log = logging.getLogger("runs.api")
 
@@ -35,7 +36,8 @@ class BodyTooLarge(Exception):
 
 
 class StrictJSONParser(Parser):
-    """JSON bodies only, within the size limit; NaN and Infinity are not JSON and are refused."""
+    """JSON bodies only, within the size limit; NaN, Infinity and numbers beyond a float's range
+    (`1e400`) are refused, as is nesting too deep to parse."""
 
     def parse_body(self, request: HttpRequest) -> Any:
         try:
@@ -47,11 +49,7 @@ class StrictJSONParser(Parser):
         body = request.body
         if len(body) > settings.STUDIO_MAX_BODY_BYTES:
             raise BodyTooLarge
-        return json.loads(body, parse_constant=_refuse_constant)
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+        return loads_json(body)
 
 
 class TokenAuth(HttpBearer):

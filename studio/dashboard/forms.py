@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from django import forms
 from django.utils import timezone
 
 from runs.models import Run, RunStatus
 from runs.models.paging import InvalidCursor, Position
+from runs.validation import json_problem, loads_json
 
 
 class RunFilterForm(forms.Form):
@@ -25,9 +25,10 @@ class RunFilterForm(forms.Form):
     until = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-    # Page positions (runs.models.paging): ?before= for the older page, ?after= for the newer.
-    before = forms.CharField(required=False, max_length=80)
-    after = forms.CharField(required=False, max_length=80)
+    # Older / newer page: "<epoch µs>~<run id>". No max_length: an overlong one is "not a
+    # valid page link" like any other forged cursor.
+    before = forms.CharField(required=False)
+    after = forms.CharField(required=False)
 
     def __init__(self, *args, targets: list[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -54,6 +55,13 @@ class RunFilterForm(forms.Form):
 
     def clean_after(self):
         return self._cursor("after")
+
+    def clean_until(self):
+        until = self.cleaned_data["until"]
+        if until is not None and until >= dt.date.max:
+            # The filter reaches to the start of the next day, which the calendar lacks.
+            raise forms.ValidationError(f"Enter a date before {dt.date.max.isoformat()}.")
+        return until
 
     def clean(self):
         data = super().clean()
@@ -100,11 +108,14 @@ class LaunchOptionsForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
+            value = loads_json(raw)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise forms.ValidationError('Must be a JSON object, like {"key": "value"}.')
+        problem = json_problem(value)
+        if problem:
+            raise forms.ValidationError(f"Cannot be stored: it {problem}.")
         return value
 
 

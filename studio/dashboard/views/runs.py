@@ -6,7 +6,8 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.core.exceptions import BadRequest
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -19,6 +20,7 @@ from ..permissions import Role, get_access
 from ..rendering import render_blocks
 
 PAGE_SIZE = 50
+MAX_EVENT_ID = 2**63 - 1  # RunEvent.id is a BigAutoField
 LOG_WINDOW = 200  # events shown at first and per "load earlier"
 POLL_LIMIT = 500  # events per poll; a poll that hits it asks again at once
 PROGRESS_LOOKBACK = 1000  # the progress bar looks this many events back on first render
@@ -63,7 +65,8 @@ def runs(request, project: str):
         "active_ids": [r.pk for r in page if not r.is_terminal],
         "nav": "runs",
     }
-    return render(request, "runs/runs.html", context)
+    # Filters that cannot be read are the client's error: say so with the status as well.
+    return render(request, "runs/runs.html", context, status=200 if form.is_valid() else 400)
 
 
 def _filtered(project, data: dict):
@@ -140,15 +143,24 @@ def _run_context(access, run: Run) -> dict:
     }
 
 
+def _event_position(request, name: str) -> int | None:
+    """?before= / ?after=: an event id, or None when absent or not a number. A number no event
+    id can be (the column is a signed 64-bit integer) is a forged link: 400, not a query."""
+    try:
+        value = int(request.GET.get(name, ""))
+    except ValueError:
+        return None
+    if not 0 <= value <= MAX_EVENT_ID:
+        raise BadRequest(f"?{name}= is not an event id")
+    return value
+
+
 @login_required
 @require_GET
 def run_detail(request, project: str, run_id: str):
     access = get_access(request, project)
     run = get_object_or_404(Run.objects.defer("logs"), pk=run_id, project=access.project)
-    try:
-        before = int(request.GET.get("before", ""))
-    except ValueError:
-        before = None
+    before = _event_position(request, "before")
     events_qs = RunEvent.objects.filter(run=run)
     if before is not None:
         events_qs = events_qs.filter(id__lt=before)
@@ -179,10 +191,9 @@ def run_events(request, project: str, run_id: str):
     """The live log's poll: events after ?after=<event id>. A quiet run costs one indexed query
     (beyond the session and membership look-ups every request pays) and answers 204."""
     access = get_access(request, project)
-    try:
-        after = max(0, int(request.GET.get("after", "0")))
-    except ValueError:
-        after = 0
+    if not is_run_id(run_id):
+        raise Http404("no such run")
+    after = _event_position(request, "after") or 0
     events = list(
         RunEvent.objects.filter(run_id=run_id, run__project=access.project, id__gt=after).order_by(
             "id"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from runs.models import ApiToken
@@ -27,8 +28,9 @@ def tokens(request, project: str):
             created_by=request.user.get_username(),
         )
         form = TokenForm()
-    # Rendered, not redirected: the secret exists only in this response.
-    return render(
+    # Rendered, not redirected: the secret exists only in this response (no cookie, no
+    # session), and no cache or back button keeps a copy of it.
+    response = render(
         request,
         "tokens/tokens.html",
         {
@@ -42,6 +44,9 @@ def tokens(request, project: str):
         },
         status=201 if secret else 200,
     )
+    if secret:
+        add_never_cache_headers(response)
+    return response
 
 
 @login_required
