@@ -131,7 +131,7 @@ def measure(*, n_runs: int, n_events: int, repeat: int) -> None:
         ("run detail (100k events)", f"/p/bench/runs/{big.pk}/", {}),
         (
             "run detail, load earlier",
-            f"/p/bench/runs/{big.pk}/?before={last_event - 5000}",
+            f"/p/bench/runs/{big.pk}/?before={max(1, last_event - 5000)}",
             {"HTTP_HX_REQUEST": "true"},
         ),
         (

@@ -328,7 +328,8 @@ def test_config_target_needing_input_answers_422(project, sender):
 
 def test_crafted_paths_and_headers_never_reach_a_500(webhook, sender):
     for path in ("/hooks/acme/de%00ploy", "/hooks/ac%00me/deploy", "/hooks/acme/" + "x" * 300):
-        assert sender.studio(path, {}).status_code == 404
+        # NUL in a path is refused by studio.middleware before routing (400); the rest is unknown.
+        assert sender.studio(path, {}).status_code == (400 if "%00" in path else 404)
     response = sender.studio(URL, {"a": 1}, headers={"X-GitHub-Event": "pu\x00sh"})
     assert response.status_code == 202
     assert WebhookDelivery.objects.get().event == "pu\ufffdsh"
