@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
 
@@ -106,7 +107,8 @@ def test_a_run_page_shows_at_most_200_events_and_links_to_all(admin_client, proj
     )
     event_ids = list(run.events.values_list("id", flat=True))
 
-    response = admin_client.get(reverse("admin:runs_run_change", args=[run.pk]))
+    # quote(): the admin escapes with "_", so an unquoted "run_23..." would name another object
+    response = admin_client.get(reverse("admin:runs_run_change", args=[quote(run.pk)]))
 
     assert response.status_code == 200
     page = response.content.decode()

@@ -4,6 +4,7 @@ policy needs no 'unsafe-inline' and Chromium reports no violation."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.utils import quote
 from playwright.sync_api import expect
 
 from tests.dashboard.conftest import log, make_run, make_user
@@ -64,7 +65,7 @@ def test_the_main_pages_report_no_csp_violation(live_server, page, sign_in, proj
         "/p/acme/tokens/",
         "/admin/",
         "/admin/runs/run/",
-        f"/admin/runs/run/{done.pk}/change/",
+        f"/admin/runs/run/{quote(done.pk)}/change/",
         "/admin/runs/apitoken/add/",
         "/admin/runs/project/add/",
         f"/admin/runs/project/{project.pk}/change/",
