@@ -7,7 +7,7 @@ import datetime as dt
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,14 +15,26 @@ from runs.definitions import discover
 from runs.models import ACTIVE_STATUSES, Run, RunEvent
 from runs.service import cancel_run
 
+from .. import tracebacks
+from ..ansi import strip_ansi
 from ..forms import RUN_ID, RunFilterForm, day_start, encode_cursor
 from ..permissions import Role, get_access
 from ..rendering import render_blocks
+from ..templatetags.studio_ui import event_kind
 
 PAGE_SIZE = 50
 LOG_WINDOW = 200  # events shown at first and per "load earlier"
 POLL_LIMIT = 500  # events per poll; a poll that hits it asks again at once
 PROGRESS_LOOKBACK = 1000  # the progress bar looks this many events back on first render
+MATCH_LIMIT = 1000  # search matches the log jumps between
+DOWNLOAD_BATCH = 2000  # events per query while streaming a log download
+LOG_KINDS = ("stdout", "stderr", "progress", "studio")
+LOG_KIND_LABELS = {
+    "stdout": "stdout",
+    "stderr": "stderr",
+    "progress": "progress",
+    "studio": "Studio events",
+}
 STATUS_EVENTS = {"run.started", "run.retrying", "run.completed", "run.failed", "run.cancelled"}
 # A list row never needs the big columns (input, output, logs).
 ROW_FIELDS = (
@@ -162,12 +174,112 @@ def _latest_progress(run: Run, events: list[RunEvent]) -> dict | None:
 
 
 def _run_context(access, run: Run) -> dict:
+    error = run.error if isinstance(run.error, dict) else None
     return {
         "access": access,
         "project": access.project,
         "run": run,
         "task_exists": run.task_id is not None and discover().get(run.task_id) is not None,
+        "traceback": tracebacks.parse(
+            str(error.get("detail") or ""), str(error.get("message") or ""), run.task_id
+        )
+        if error
+        else None,
         "nav": "runs",
+    }
+
+
+def _int_param(request, name: str) -> int | None:
+    try:
+        value = int(request.GET.get(name, ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def _log_kinds(request) -> set[str]:
+    """The log's filter chips. No `show` at all means everything; `show=` (the form's marker)
+    with nothing checked means nothing."""
+    if "show" not in request.GET:
+        return set(LOG_KINDS)
+    return {k for k in request.GET.getlist("show") if k in LOG_KINDS}
+
+
+def _kind_q(kinds: set[str]) -> Q | None:
+    if kinds >= set(LOG_KINDS):
+        return None
+    q = Q(pk__in=[])
+    if "stdout" in kinds:
+        q |= Q(event_type="log", payload__stream="stdout")
+    if "stderr" in kinds:
+        q |= Q(event_type="log", payload__stream="stderr")
+    if "progress" in kinds:
+        q |= Q(event_type="progress")
+    if "studio" in kinds:
+        q |= ~Q(event_type__in=["log", "progress"])
+    return q
+
+
+def _log_window(request, run: Run) -> dict:
+    """The events the log shows: the tail (live), an older window (`before`), a window around a
+    linked line (`around`) or around the current search match (`q`, `match`)."""
+    kinds = _log_kinds(request)
+    events_qs = RunEvent.objects.filter(run=run)
+    kind_q = _kind_q(kinds)
+    if kind_q is not None:
+        events_qs = events_qs.filter(kind_q)
+    q = request.GET.get("q", "").strip()[:200]
+    before, around = _int_param(request, "before"), _int_param(request, "around")
+    matches: list[int] = []
+    match = None
+    if q:
+        # Server-side: a 3,000-line log is searched in the database, not in the browser.
+        matches = list(
+            events_qs.filter(
+                Q(event_type="log", payload__line__icontains=q)
+                | Q(event_type="progress", payload__message__icontains=q)
+            )
+            .order_by("id")
+            .values_list("id", flat=True)[:MATCH_LIMIT]
+        )
+        if matches:
+            match = min(max(_int_param(request, "match") or 1, 1), len(matches))
+            around = matches[match - 1]
+    has_later = False
+    if around is not None:
+        half = LOG_WINDOW // 2
+        head = list(events_qs.filter(id__lt=around).order_by("-id")[: half + 1])
+        tail = list(events_qs.filter(id__gte=around).order_by("id")[: half + 1])
+        has_earlier, has_later = len(head) > half, len(tail) > half
+        events = head[:half][::-1] + tail[:half]
+    else:
+        if before is not None:
+            events_qs = events_qs.filter(id__lt=before)
+        window = list(events_qs.order_by("-id")[: LOG_WINDOW + 1])
+        has_earlier = len(window) > LOG_WINDOW
+        events = window[:LOG_WINDOW][::-1]
+        has_later = before is not None
+    at_tail = not has_later
+    return {
+        "events": events,
+        "earliest": events[0].pk if events else None,
+        "has_earlier": has_earlier,
+        "last_event_id": events[-1].pk if events else _int_param(request, "after") or 0,
+        "live": not run.is_terminal and at_tail and before is None,
+        "windowed": not at_tail or before is not None,
+        "log_kinds": kinds,
+        "log_filtered": kinds != set(LOG_KINDS),
+        "show_param": ",".join(sorted(kinds)) if kinds != set(LOG_KINDS) else "",
+        # Carried by "Load earlier" and match links so they keep the chips' choice.
+        "show_query": "".join(f"&show={k}" for k in sorted(kinds)) + "&show="
+        if kinds != set(LOG_KINDS)
+        else "",
+        "chips": [(k, LOG_KIND_LABELS[k], k in kinds) for k in LOG_KINDS],
+        "q": q,
+        "matches": len(matches),
+        "match": match,
+        "match_capped": len(matches) == MATCH_LIMIT,
+        "target": around,
     }
 
 
@@ -176,31 +288,15 @@ def _run_context(access, run: Run) -> dict:
 def run_detail(request, project: str, run_id: str):
     access = get_access(request, project)
     run = get_object_or_404(Run.objects.defer("logs"), pk=run_id, project=access.project)
-    try:
-        before = int(request.GET.get("before", ""))
-    except ValueError:
-        before = None
-    events_qs = RunEvent.objects.filter(run=run)
-    if before is not None:
-        events_qs = events_qs.filter(id__lt=before)
-    window = list(events_qs.order_by("-id")[: LOG_WINDOW + 1])
-    has_earlier = len(window) > LOG_WINDOW
-    events = window[:LOG_WINDOW][::-1]
     context = _run_context(access, run)
-    context.update(
-        events=events,
-        earliest=events[0].pk if events else None,
-        has_earlier=has_earlier,
-        last_event_id=events[-1].pk if events else 0,
-        live=not run.is_terminal,
-    )
-    if request.htmx and before is not None:
+    context.update(_log_window(request, run))
+    if request.htmx and "before" in request.GET and "q" not in request.GET:
         # "Load earlier": the button is replaced by an older window (and a new button).
         return render_blocks(request, "runs/detail.html", ["earlier", "events"], context)
-    if before is not None:
-        context["live"] = False  # a page of history, not the live tail
-        context["windowed"] = True
-    context["progress"] = _latest_progress(run, events)
+    if request.htmx and request.htmx.target == "log-card":
+        # Search, filter chips, match navigation: only the log card is redrawn.
+        return render_blocks(request, "runs/detail.html", ["log"], context)
+    context["progress"] = _latest_progress(run, context["events"])
     return render(request, "runs/detail.html", context)
 
 
@@ -221,15 +317,20 @@ def run_events(request, project: str, run_id: str):
     )
     if not events:
         return HttpResponse(status=204)
+    # Every event counts for the status and progress; the log shows the chips' kinds only.
+    kinds = {k for k in request.GET.get("show", "").split(",") if k in LOG_KINDS} or set(
+        LOG_KINDS
+    )
     blocks = ["events"]
     context = {
         "access": access,
         "project": access.project,
         "run": Run(pk=run_id),
-        "events": events,
+        "events": [e for e in events if event_kind(e) in kinds],
         "last_event_id": events[-1].pk,
         "live": True,
         "catching_up": len(events) == POLL_LIMIT,
+        "show_param": ",".join(sorted(kinds)) if kinds != set(LOG_KINDS) else "",
         "oob": True,
     }
     progress = next((e.payload for e in reversed(events) if e.event_type == "progress"), None)
@@ -237,10 +338,15 @@ def run_events(request, project: str, run_id: str):
         context["progress"] = progress
         blocks.append("progress")
     if any(e.event_type in STATUS_EVENTS for e in events):
-        # The status moved: redraw the header and the result too (one more query, only now).
+        # The status moved: redraw the header, the result and the log's tools too (one more
+        # query, only now). A finished run's page settles: final progress, download, raw log.
         run = get_object_or_404(Run.objects.defer("logs"), pk=run_id, project=access.project)
         context.update(_run_context(access, run), live=not run.is_terminal, oob=True)
-        blocks += ["summary", "result"]
+        if run.is_terminal:
+            context["progress"] = progress or _latest_progress(run, events)
+            if context["progress"] is not None and "progress" not in blocks:
+                blocks.append("progress")
+        blocks += ["summary", "result", "log_tools", "details"]
     blocks.append("poller")
     return render_blocks(request, "runs/detail.html", blocks, context)
 
@@ -268,11 +374,38 @@ def run_cancel(request, project: str, run_id: str):
 @login_required
 @require_GET
 def run_logs(request, project: str, run_id: str):
-    """The run's stored stdout+stderr as plain text (for logs too long to scroll)."""
+    """The run's stdout+stderr as plain text, ANSI codes stripped. `?download=1` saves it as a
+    file. A finished run has its stored log; a live one (or one whose stored log is empty) is
+    streamed from its events, so the whole log is there while it runs too."""
     access = get_access(request, project)
     run = get_object_or_404(
-        Run.objects.only("id", "project_id", "logs"), pk=run_id, project=access.project
+        Run.objects.only("id", "project_id", "status", "logs"), pk=run_id, project=access.project
     )
-    response = HttpResponse(run.logs, content_type="text/plain; charset=utf-8")
+    if run.is_terminal and run.logs:
+        response = HttpResponse(strip_ansi(run.logs), content_type="text/plain; charset=utf-8")
+    else:
+        response = StreamingHttpResponse(
+            _log_lines(run.pk), content_type="text/plain; charset=utf-8"
+        )
     response["X-Content-Type-Options"] = "nosniff"
+    if request.GET.get("download"):
+        response["Content-Disposition"] = f'attachment; filename="{run.pk}.log"'
     return response
+
+
+def _log_lines(run_id: str):
+    """Every log line of a run from its events, in batches (keyset on id), ANSI stripped."""
+    last = 0
+    while True:
+        batch = list(
+            RunEvent.objects.filter(run_id=run_id, event_type="log", id__gt=last)
+            .order_by("id")
+            .values_list("id", "payload")[:DOWNLOAD_BATCH]
+        )
+        if not batch:
+            return
+        last = batch[-1][0]
+        yield "".join(
+            strip_ansi(str(p.get("line", "") if isinstance(p, dict) else "")) + "\n"
+            for _, p in batch
+        )
