@@ -8,7 +8,7 @@ import pytest
 from runs.models import RunEvent
 from studio.dashboard import tracebacks
 from studio.dashboard.ansi import ansi_to_html, strip_ansi
-from tests.dashboard.conftest import log, make_run
+from tests.dashboard.conftest import make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -157,5 +157,5 @@ def test_output_is_a_json_tree_with_raw_and_copy(login, viewer, project):
 def test_duration_says_this_attempt_on_a_retried_run(login, viewer, project):
     run = make_run(project, status="completed", attempt=3, duration_ms=4100)
     html = login(viewer).get(f"/p/acme/runs/{run.pk}/").content.decode()
-    assert "4.1 s <span class=\"muted\">this attempt</span>" in html
+    assert '4.1 s <span class="muted">this attempt</span>' in html
     assert "all 3 attempts" in html

@@ -318,9 +318,7 @@ def run_events(request, project: str, run_id: str):
     if not events:
         return HttpResponse(status=204)
     # Every event counts for the status and progress; the log shows the chips' kinds only.
-    kinds = {k for k in request.GET.get("show", "").split(",") if k in LOG_KINDS} or set(
-        LOG_KINDS
-    )
+    kinds = {k for k in request.GET.get("show", "").split(",") if k in LOG_KINDS} or set(LOG_KINDS)
     blocks = ["events"]
     context = {
         "access": access,
