@@ -111,6 +111,9 @@
     scrollLog();
     setFollow(true);
   }
+  window.addEventListener("hashchange", function () {
+    if (/^#ev-\d+$/.test(location.hash)) initLog();
+  });
   document.addEventListener("scroll", function (evt) {
     var log = logEl();
     if (!log || evt.target !== log || programmatic) return;

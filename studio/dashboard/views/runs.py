@@ -155,8 +155,8 @@ def _latest_progress(run: Run, events: list[RunEvent]) -> dict | None:
     for event in reversed(events):
         if event.event_type == "progress":
             return event.payload
-    if len(events) < LOG_WINDOW:
-        return None  # the window holds the whole log
+    if events and len(events) < LOG_WINDOW:
+        return None  # the window holds the whole log (no events given: look in the database)
     # Bounded: look back a fixed number of events, never the whole (maybe huge) log.
     window = (
         RunEvent.objects.filter(run=run)
@@ -341,7 +341,7 @@ def run_events(request, project: str, run_id: str):
         run = get_object_or_404(Run.objects.defer("logs"), pk=run_id, project=access.project)
         context.update(_run_context(access, run), live=not run.is_terminal, oob=True)
         if run.is_terminal:
-            context["progress"] = progress or _latest_progress(run, events)
+            context["progress"] = progress or _latest_progress(run, [])
             if context["progress"] is not None and "progress" not in blocks:
                 blocks.append("progress")
         blocks += ["summary", "result", "log_tools", "details"]
