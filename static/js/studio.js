@@ -350,6 +350,11 @@
     initLog();
     afterUpdate();
     tickElapsed();
+    // On a phone the runs filters start folded away, unless some are in use.
+    var filters = document.getElementById("filter-card");
+    if (filters && window.matchMedia("(max-width: 640px)").matches && !filters.hasAttribute("data-filtered")) {
+      filters.open = false;
+    }
     var errors = document.getElementById("form-errors");
     var firstInvalid = $('main [aria-invalid="true"]');
     if (firstInvalid && (errors || firstInvalid.closest("form"))) {

@@ -41,15 +41,23 @@ class RunFilterForm(forms.Form):
     def clean_q(self) -> str:
         return self.cleaned_data["q"].strip()
 
+    @staticmethod
+    def parse_cursor(raw: str):
+        """(created_at, run id) from "<epoch µs>~<run id>", or None if it is not one."""
+        micros, _, run_id = raw.partition("~")
+        if not micros.isdigit() or len(micros) > 18 or not RUN_ID.match(run_id):
+            return None
+        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(micros))
+        return when, run_id
+
     def _cursor(self, name: str):
         raw = self.cleaned_data.get(name) or ""
         if not raw:
             return None
-        micros, _, run_id = raw.partition("~")
-        if not micros.isdigit() or not RUN_ID.match(run_id):
+        position = self.parse_cursor(raw)
+        if position is None:
             raise forms.ValidationError("Not a valid page link.")
-        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(micros))
-        return when, run_id
+        return position
 
     def clean_before(self):
         return self._cursor("before")

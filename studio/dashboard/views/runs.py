@@ -7,6 +7,7 @@ import datetime as dt
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
+from django.db.models.fields.json import KT
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -15,7 +16,7 @@ from runs.definitions import discover
 from runs.models import ACTIVE_STATUSES, Run, RunEvent
 from runs.service import cancel_run
 
-from .. import tracebacks
+from .. import search, tracebacks
 from ..ansi import strip_ansi
 from ..forms import RUN_ID, RunFilterForm, day_start, encode_cursor
 from ..permissions import Role, get_access
@@ -23,6 +24,7 @@ from ..rendering import render_blocks
 from ..templatetags.studio_ui import event_kind
 
 PAGE_SIZE = 50
+NEW_RUNS_CAP = 100  # the new-runs banner says "99+" past this
 LOG_WINDOW = 200  # events shown at first and per "load earlier"
 POLL_LIMIT = 500  # events per poll; a poll that hits it asks again at once
 PROGRESS_LOOKBACK = 1000  # the progress bar looks this many events back on first render
@@ -62,11 +64,16 @@ def runs(request, project: str):
 
     targets = sorted((d.target, d.name) for d in discover().tasks.values())
     form = RunFilterForm(request.GET, targets=targets)
+    if request.htmx and "fresh" in request.GET:
+        return _new_runs(request, access, form)
     page: list[Run] = []
     older = newer = None
     if form.is_valid():
         page, older, newer = _page(_filtered(access.project, form.cleaned_data), form.cleaned_data)
+    first_page = form.is_valid() and not (form.cleaned_data["before"] or form.cleaned_data["after"])
     context = {
+        "fresh_cursor": encode_cursor(page[0]) if page and first_page else None,
+        "fresh_base": _without(request.GET, "fresh", "before", "after"),
         "access": access,
         "project": access.project,
         "form": form,
@@ -79,8 +86,44 @@ def runs(request, project: str):
     return render(request, "runs/runs.html", context)
 
 
+def _without(params, *names: str) -> str:
+    kept = params.copy()
+    for name in names:
+        kept.pop(name, None)
+    return kept.urlencode()
+
+
+def _new_runs(request, access, form: RunFilterForm):
+    """The runs list's "N new runs · show" banner: runs matching the filters that arrived after
+    the newest row on screen (?fresh=<its cursor>). Counts at most NEW_RUNS_CAP."""
+    count = 0
+    cursor = request.GET.get("fresh", "")
+    if form.is_valid():
+        position = form.parse_cursor(cursor)
+        if position is not None:
+            when, run_id = position
+            newer = _filtered(access.project, form.cleaned_data).filter(
+                Q(created_at__gt=when) | Q(created_at=when, pk__gt=run_id)
+            )
+            count = newer.values("pk")[:NEW_RUNS_CAP].count()
+    context = {
+        "access": access,
+        "project": access.project,
+        "new_runs": count,
+        "new_runs_capped": count >= NEW_RUNS_CAP,
+        "fresh_cursor": cursor,
+        "fresh_base": _without(request.GET, "fresh", "before", "after"),
+    }
+    return render_blocks(request, "runs/runs.html", ["new_runs"], context)
+
+
 def _filtered(project, data: dict):
-    qs = Run.objects.filter(project=project).only(*ROW_FIELDS)
+    # The error's message only (not its traceback), for the failed rows' excerpt.
+    qs = (
+        Run.objects.filter(project=project)
+        .only(*ROW_FIELDS)
+        .annotate(error_message=KT("error__message"))
+    )
     status = data.get("status")
     if status == "active":
         qs = qs.filter(status__in=ACTIVE_STATUSES)
@@ -102,12 +145,7 @@ def _filtered(project, data: dict):
         if RUN_ID.match(q):
             qs = qs.filter(pk=q)
         else:
-            qs = qs.filter(
-                Q(pk__icontains=q)
-                | Q(name__icontains=q)
-                | Q(target__icontains=q)
-                | Q(input__icontains=q)
-            )
+            qs = search.matching(qs, q)
     return qs
 
 
@@ -140,7 +178,11 @@ def _page(qs, data: dict):
 def _refresh_rows(request, access):
     """The runs list's poll: fresh rows for the active runs it shows, as out-of-band swaps."""
     ids = [i for i in request.GET.get("ids", "").split(",") if RUN_ID.match(i)][:PAGE_SIZE]
-    rows = list(Run.objects.filter(project=access.project, pk__in=ids).only(*ROW_FIELDS))
+    rows = list(
+        Run.objects.filter(project=access.project, pk__in=ids)
+        .only(*ROW_FIELDS)
+        .annotate(error_message=KT("error__message"))
+    )
     context = {
         "access": access,
         "project": access.project,

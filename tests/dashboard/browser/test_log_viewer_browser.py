@@ -109,9 +109,7 @@ def test_a_line_link_opens_around_the_line_highlighted(
     other.hover()
     other.get_by_role("button", name=re.compile("Copy link")).click()
     expect(other.get_by_role("button", name=re.compile("Copy link"))).to_have_text("Copied")
-    copied = other.get_by_role("button", name=re.compile("Copy link")).get_attribute(
-        "data-copied"
-    )
+    copied = other.get_by_role("button", name=re.compile("Copy link")).get_attribute("data-copied")
     event_id = other.get_attribute("id").removeprefix("ev-")
     assert copied == f"{live_server.url}/p/acme/runs/{run.pk}/?around={event_id}#ev-{event_id}"
 
@@ -169,9 +167,7 @@ def test_the_live_page_marks_the_tab_and_settles_when_the_run_ends(
     expect(page.get_by_role("link", name="Raw log")).to_have_count(0)
     screenshot("run-live-header")
     # The run ends (as the worker would write it): the page settles without a reload.
-    Run.objects.filter(pk=run.pk).update(
-        status="completed", duration_ms=5300, output={"ok": True}
-    )
+    Run.objects.filter(pk=run.pk).update(status="completed", duration_ms=5300, output={"ok": True})
     RunEvent.objects.create(run_id=run.pk, event_type="run.completed", payload={})
     expect(page.locator(".summary-status .badge")).to_have_text("Completed")
     expect(page).to_have_title(re.compile(r"^✓ Big import"))
