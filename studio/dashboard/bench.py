@@ -125,6 +125,13 @@ def _run(args) -> None:
                 target=rng.choice(targets),
                 name=f"Bench run {i}",
                 input={"customer": f"c{i}", "n": i},
+                error={
+                    "message": f"upstream {i % 97} answered 503 for batch b{i}",
+                    "code": "task_error",
+                    "detail": None,
+                }
+                if status == "failed"
+                else None,
                 created_at=created,
                 started_at=created,
                 completed_at=created + dt.timedelta(seconds=3) if done else None,
@@ -210,6 +217,15 @@ def _run(args) -> None:
         ("overview (24 h chart)", "/p/bench/", {}),
         ("tasks", "/p/bench/tasks/", {}),
         ("runs list, text search", "/p/bench/runs/?q=c4242", {}),
+        # Issue 13: search covers error messages too; under 50 ms at 100,000 runs on PostgreSQL.
+        ("runs list, error search", "/p/bench/runs/?q=batch+b4243", {}),
+        ("runs list, search, no match", "/p/bench/runs/?q=zzqqxx", {}),
+        (
+            "log search (100k events)",
+            f"/p/bench/runs/{big.pk}/?q=record+99998",
+            {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "log-card"},
+        ),
+        ("overview, failures grouped", "/p/bench/", {}),
     ]
     print(f"{'view':34} {'median':>9} {'p95':>9} {'queries':>8}")
     for label, path, headers in cases:
