@@ -244,6 +244,38 @@ def _run(args) -> None:
         if label == "event poll, quiet run":
             for q in queries.captured_queries:
                 print(f"    {q['sql'][:150]}")
+    _search_sql(project, args.repeat)
+
+
+def _search_sql(project, repeat: int) -> None:
+    """Issue 13's figure: the runs search's own query (input and error message), without the
+    page around it, and on PostgreSQL the plan that shows the trigram index at work."""
+    from django.db import connection
+
+    from studio.dashboard.search import matching
+    from studio.dashboard.views.runs import PAGE_SIZE, _filtered
+
+    print()
+    for text in ("c4242", "batch b4243", "zzqqxx"):
+        qs = _filtered(project, {"q": text}).order_by("-created_at", "-id")[: PAGE_SIZE + 1]
+        timings = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            list(qs.all())
+            timings.append((time.perf_counter() - t0) * 1000)
+        timings.sort()
+        print(f"{'search query (SQL) ' + repr(text):34} {statistics.median(timings):7.1f}ms")
+    if connection.vendor == "postgresql":
+        sql, params = (
+            matching(project.runs.all(), "batch b4243")
+            .order_by("-created_at", "-id")[: PAGE_SIZE + 1]
+            .query.sql_with_params()
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN ANALYZE {sql}", params)
+            plan = [row[0] for row in cursor.fetchall()]
+        uses_index = any("run_search_trgm" in line for line in plan)
+        print(f"    trigram index used: {uses_index}; {plan[-1].strip()}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Max, TextField, Value
 from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -16,7 +18,6 @@ from ..charts import build_chart, hourly_counts, status_totals
 from ..permissions import get_access, projects_for
 
 FAILURE_DAYS = 7  # the overview groups the failures of this many days
-FAILURE_SCAN = 1000  # ... looking at no more than this many of the newest failed runs
 FAILURE_GROUPS = 8
 
 LIST_FIELDS = (
@@ -76,31 +77,36 @@ def overview(request, project: str):
 
 
 def _failure_groups(project, since) -> list[dict]:
-    """Recent failures grouped by error message: how often, which targets, the latest run.
-    Grouped in Python over a bounded slice of the newest failures (portable, and cheap with
-    the (project, status, -created_at) index)."""
-    rows = (
-        Run.objects.filter(project=project, status=RunStatus.FAILED, created_at__gte=since)
-        .order_by("-created_at", "-id")
-        .annotate(message=KT("error__message"))
-        .values("id", "target", "name", "created_at", "message")[:FAILURE_SCAN]
+    """Recent failures grouped by error message: how many, which targets, when last. Two
+    aggregate queries over the (project, status, -created_at) index, whatever the volume."""
+    failed = Run.objects.filter(
+        project=project, status=RunStatus.FAILED, created_at__gte=since
+    ).annotate(message=Coalesce(KT("error__message"), Value(""), output_field=TextField()))
+    top = list(
+        failed.values("message")
+        .annotate(count=Count("id"), latest=Max("created_at"))
+        .order_by("-count", "-latest")[:FAILURE_GROUPS]
     )
-    groups: dict[str, dict] = {}
-    for row in rows:
-        message = (row["message"] or "Failed without a message").strip()
-        key = message[:300]
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = {
-                "message": message,
-                "count": 0,
-                "targets": [],
-                "latest": row,
-            }
-        group["count"] += 1
-        if row["target"] not in group["targets"]:
-            group["targets"].append(row["target"])
-    ordered = sorted(
-        groups.values(), key=lambda g: (-g["count"], -g["latest"]["created_at"].timestamp())
-    )
-    return ordered[:FAILURE_GROUPS]
+    targets: dict[str, list[str]] = {}
+    for row in (
+        failed.filter(message__in=[g["message"] for g in top])
+        .values("message", "target")
+        .annotate(n=Count("id"))
+        .order_by("message", "-n")
+    ):
+        targets.setdefault(row["message"], []).append(row["target"])
+    return [
+        {
+            "message": g["message"] or "Failed without a message",
+            "search": g["message"][:200],
+            "count": g["count"],
+            "latest": g["latest"],
+            "targets": targets.get(g["message"], []),
+            # At most FAILURE_GROUPS small queries: the newest run of each group, to open it.
+            "latest_id": failed.filter(message=g["message"])
+            .order_by("-created_at", "-id")
+            .values_list("id", flat=True)
+            .first(),
+        }
+        for g in top
+    ]
