@@ -95,6 +95,15 @@ def _failure_groups(project, since) -> list[dict]:
         .order_by("message", "-n")
     ):
         targets.setdefault(row["message"], []).append(row["target"])
+    # The newest run of each group, to open it: one query over the groups' newest rows (a group
+    # whose newest run is not among them links to its runs list only).
+    latest: dict[str, str] = {}
+    for row in (
+        failed.filter(message__in=[g["message"] for g in top])
+        .order_by("-created_at", "-id")
+        .values("id", "message")[: FAILURE_GROUPS * 25]
+    ):
+        latest.setdefault(row["message"], row["id"])
     return [
         {
             "message": g["message"] or "Failed without a message",
@@ -102,11 +111,7 @@ def _failure_groups(project, since) -> list[dict]:
             "count": g["count"],
             "latest": g["latest"],
             "targets": targets.get(g["message"], []),
-            # At most FAILURE_GROUPS small queries: the newest run of each group, to open it.
-            "latest_id": failed.filter(message=g["message"])
-            .order_by("-created_at", "-id")
-            .values_list("id", flat=True)
-            .first(),
+            "latest_id": latest.get(g["message"]),
         }
         for g in top
     ]
