@@ -28,6 +28,7 @@ NEW_RUNS_CAP = 100  # the new-runs banner says "99+" past this
 LOG_WINDOW = 200  # events shown at first and per "load earlier"
 POLL_LIMIT = 500  # events per poll; a poll that hits it asks again at once
 PROGRESS_LOOKBACK = 1000  # the progress bar looks this many events back on first render
+MAX_EVENT_ID = 2**63 - 1
 MATCH_LIMIT = 1000  # search matches the log jumps between
 DOWNLOAD_BATCH = 2000  # events per query while streaming a log download
 LOG_KINDS = ("stdout", "stderr", "progress", "studio")
@@ -236,7 +237,7 @@ def _int_param(request, name: str) -> int | None:
         value = int(request.GET.get(name, ""))
     except ValueError:
         return None
-    return value if value > 0 else None
+    return value if 0 < value < MAX_EVENT_ID else None  # ids are bigints: no overflow errors
 
 
 def _log_kinds(request) -> set[str]:
@@ -349,7 +350,7 @@ def run_events(request, project: str, run_id: str):
     (beyond the session and membership look-ups every request pays) and answers 204."""
     access = get_access(request, project)
     try:
-        after = max(0, int(request.GET.get("after", "0")))
+        after = min(max(0, int(request.GET.get("after", "0"))), MAX_EVENT_ID)
     except ValueError:
         after = 0
     events = list(
