@@ -66,7 +66,27 @@ def test_a_linked_line_opens_in_the_middle_of_its_window(login, viewer, project)
     assert f'data-target="ev-{target.pk}"' in html
     assert "line 650" in html and "line 749" in html and "line 2999" not in html
     assert f'href="?around={target.pk}#ev-{target.pk}"' in html
-    assert "Jump to the latest" in html and 'id="log-poller"' not in html
+    assert "Jump to the latest" in html
+    # Not at the tail: no new lines are added here, but a quiet poll watches for the end.
+    last = RunEvent.objects.filter(run=run).order_by("-id").first()
+    assert f"events/?after={last.pk}&amp;quiet=1" in html
+
+
+def test_a_quiet_poll_adds_no_lines_but_settles_the_page(login, viewer, project):
+    run = _long_run(project, lines=10)
+    last = RunEvent.objects.filter(run=run).order_by("-id").first()
+    RunEvent.objects.create(
+        run_id=run.pk, event_type="log", payload={"line": "new", "stream": "stdout"}
+    )
+    client = login(viewer)
+    html = client.get(f"/p/acme/runs/{run.pk}/events/?after={last.pk}&quiet=1").content.decode()
+    assert "new" not in html.split('id="log-poller"')[0] and "quiet=1" in html
+    from runs.models import Run
+
+    Run.objects.filter(pk=run.pk).update(status="completed")
+    RunEvent.objects.create(run_id=run.pk, event_type="run.completed", payload={})
+    html = client.get(f"/p/acme/runs/{run.pk}/events/?after={last.pk}&quiet=1").content.decode()
+    assert 'id="run-summary"' in html and "Completed" in html and 'id="log-poller"' not in html
 
 
 def test_download_is_the_whole_log_while_running_without_ansi(login, viewer, project):

@@ -303,12 +303,23 @@ def _log_window(request, run: Run) -> dict:
         events = window[:LOG_WINDOW][::-1]
         has_later = before is not None
     at_tail = not has_later
+    live = not run.is_terminal and at_tail and before is None
+    # A live run read away from its tail (search, a linked line, older events) still settles
+    # when it ends: a quiet poll watches for new events without adding them to this window.
+    watch = not run.is_terminal and not live
+    watch_after = (
+        RunEvent.objects.filter(run=run).order_by("-id").values_list("id", flat=True).first() or 0
+        if watch
+        else 0
+    )
     return {
+        "watch": watch,
+        "watch_after": watch_after,
         "events": events,
         "earliest": events[0].pk if events else None,
         "has_earlier": has_earlier,
         "last_event_id": events[-1].pk if events else _int_param(request, "after") or 0,
-        "live": not run.is_terminal and at_tail and before is None,
+        "live": live,
         "windowed": not at_tail or before is not None,
         "log_kinds": kinds,
         "log_filtered": kinds != set(LOG_KINDS),
@@ -362,14 +373,17 @@ def run_events(request, project: str, run_id: str):
         return HttpResponse(status=204)
     # Every event counts for the status and progress; the log shows the chips' kinds only.
     kinds = {k for k in request.GET.get("show", "").split(",") if k in LOG_KINDS} or set(LOG_KINDS)
+    quiet = bool(request.GET.get("quiet"))
     blocks = ["events"]
     context = {
         "access": access,
         "project": access.project,
         "run": Run(pk=run_id),
-        "events": [e for e in events if event_kind(e) in kinds],
+        "events": [] if quiet else [e for e in events if event_kind(e) in kinds],
         "last_event_id": events[-1].pk,
-        "live": True,
+        "live": not quiet,
+        "watch": quiet,
+        "watch_after": events[-1].pk,
         "catching_up": len(events) == POLL_LIMIT,
         "show_param": ",".join(sorted(kinds)) if kinds != set(LOG_KINDS) else "",
         "oob": True,
@@ -382,7 +396,12 @@ def run_events(request, project: str, run_id: str):
         # The status moved: redraw the header, the result and the log's tools too (one more
         # query, only now). A finished run's page settles: final progress, download, raw log.
         run = get_object_or_404(Run.objects.defer("logs"), pk=run_id, project=access.project)
-        context.update(_run_context(access, run), live=not run.is_terminal, oob=True)
+        context.update(
+            _run_context(access, run),
+            live=not run.is_terminal and not quiet,
+            watch=quiet and not run.is_terminal,
+            oob=True,
+        )
         if run.is_terminal:
             context["progress"] = progress or _latest_progress(run, [])
             if context["progress"] is not None and "progress" not in blocks:

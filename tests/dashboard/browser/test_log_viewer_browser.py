@@ -201,3 +201,20 @@ def test_copy_buttons_and_the_json_tree(live_server, page, sign_in, project, vie
     page.locator(".details-data .json-raw summary").first.click()
     expect(page.locator("#json-raw-input")).to_contain_text('"name": "Globex"')
     screenshot("run-details")
+
+
+def test_a_run_read_away_from_its_tail_still_settles(live_server, page, sign_in, project, viewer):
+    run = _long_run(project, lines=600)
+    sign_in(viewer, f"/p/acme/runs/{run.pk}/?q=line+12")
+    expect(page.get_by_text("1 of 11")).to_be_visible()
+    RunEvent.objects.create(
+        run_id=run.pk, event_type="log", payload={"stream": "stdout", "line": "late line"}
+    )
+    Run.objects.filter(pk=run.pk).update(status="failed", error={"message": "gave up"})
+    RunEvent.objects.create(
+        run_id=run.pk, event_type="run.failed", payload={"error": {"message": "gave up"}}
+    )
+    expect(page.locator(".summary-status .badge")).to_have_text("Failed", timeout=10_000)
+    expect(page).to_have_title(re.compile(r"^✗ Big import"))
+    expect(page.locator("#event-log")).not_to_contain_text("late line")  # the window stays put
+    expect(page.get_by_text("1 of 11")).to_be_visible()
