@@ -939,7 +939,7 @@ class SchemaForm:
             # (an empty box is {}). Labelled apart from the card's "Input" heading.
             return JsonField(
                 name=ROOT,
-                label="JSON object",
+                label="Any JSON object (optional)",
                 schema={
                     "type": "object",
                     "description": "This task declares no input schema. Leave empty to pass {}.",
