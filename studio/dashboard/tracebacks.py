@@ -53,19 +53,24 @@ def _task_names(text: str, task_id: str | None) -> str:
 
 
 def _is_studio(path: str) -> bool:
-    base = Path(settings.BASE_DIR)
+    """Studio's own code, the standard library or a package: anything but the project's files."""
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(Path(settings.STUDIO_TASKS_DIR)):
+        return False
     try:
-        relative = Path(path).resolve().relative_to(base)
-    except (ValueError, OSError):
-        return True  # the standard library or an installed package: not the task's code
+        relative = resolved.relative_to(Path(settings.BASE_DIR))
+    except ValueError:
+        return True
     return relative.parts[:1] in (("runs",), ("studio",), (".venv",))
 
 
 def _shown_path(path: str) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path(settings.BASE_DIR)))
-    except (ValueError, OSError):
-        return path
+    """Paths of task files relative to the tasks folder's parent ("tasks/sync.py")."""
+    resolved = Path(path).resolve()
+    for root in (Path(settings.STUDIO_TASKS_DIR).parent, Path(settings.BASE_DIR)):
+        if resolved.is_relative_to(root):
+            return str(resolved.relative_to(root))
+    return path
 
 
 def parse(detail: str, message: str = "", task_id: str | None = None) -> Traceback | None:

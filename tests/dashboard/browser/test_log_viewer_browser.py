@@ -218,3 +218,25 @@ def test_a_run_read_away_from_its_tail_still_settles(live_server, page, sign_in,
     expect(page).to_have_title(re.compile(r"^✗ Big import"))
     expect(page.locator("#event-log")).not_to_contain_text("late line")  # the window stays put
     expect(page.get_by_text("1 of 11")).to_be_visible()
+
+
+@pytest.mark.worker
+def test_a_real_failure_reads_well(live_server, page, sign_in, project, viewer, worker, screenshot):
+    from runs.service import create_run
+
+    run = create_run(project, target="task:failing-task", input={}).run
+    sign_in(viewer, f"/p/acme/runs/{run.pk}/")
+    expect(page.locator(".summary-status .badge")).to_have_text("Failed", timeout=20_000)
+    headline = "UpstreamUnavailable: cannot sync: the upstream API answered 503"
+    expect(page.locator(".error-headline")).to_have_text(headline)
+    expect(page.get_by_role("heading", name="UpstreamUnavailable")).to_be_visible()
+    traceback = page.locator(".tb")
+    expect(traceback).to_contain_text('File "tasks/failing-task.py"')
+    expect(traceback).to_contain_text("failing-task.UpstreamUnavailable")
+    expect(traceback.get_by_text("1 Studio frame")).to_be_visible()
+    expect(traceback.get_by_text("runs/process/runner.py")).to_be_hidden()  # folded
+    assert not re.search(r"studio_tasks\.\w+_[0-9a-f]{8}", traceback.inner_text())
+    marker = traceback.locator("pre", has_text="^^^").first
+    assert marker.evaluate("el => getComputedStyle(el).whiteSpace") == "pre"
+    expect(page).to_have_title(re.compile(r"^✗ "))
+    screenshot("run-failed")
