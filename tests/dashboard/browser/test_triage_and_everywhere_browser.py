@@ -85,6 +85,7 @@ def test_keyboard_shortcuts(live_server, page, sign_in, project, operator, scree
     first = make_run(project, status="completed", target="task:sync-data", name="First")
     second = make_run(project, status="running", target="task:long-running", name="Second")
     sign_in(operator, "/p/acme/runs/")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()  # signed in, page loaded
     page.keyboard.press("/")
     expect(page.get_by_label("Search")).to_be_focused()
     page.locator("h1").click()  # leave the field
