@@ -179,3 +179,13 @@ def test_duration_says_this_attempt_on_a_retried_run(login, viewer, project):
     html = login(viewer).get(f"/p/acme/runs/{run.pk}/").content.decode()
     assert '4.1 s <span class="muted">this attempt</span>' in html
     assert "all 3 attempts" in html
+
+
+def test_a_finished_runs_download_is_its_whole_log_not_the_capped_column(login, viewer, project):
+    run = _long_run(project, lines=100)
+    from runs.models import Run
+
+    Run.objects.filter(pk=run.pk).update(status="completed", logs="[cut]\nline 99\n")
+    response = login(viewer).get(f"/p/acme/runs/{run.pk}/logs.txt?download=1")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 100 and lines[0] == "line 0"

@@ -435,13 +435,19 @@ def run_cancel(request, project: str, run_id: str):
 @require_GET
 def run_logs(request, project: str, run_id: str):
     """The run's stdout+stderr as plain text, ANSI codes stripped. `?download=1` saves it as a
-    file. A finished run has its stored log; a live one (or one whose stored log is empty) is
-    streamed from its events, so the whole log is there while it runs too."""
+    file. Streamed from the run's log events: the whole log, also while it runs (the stored
+    `logs` column keeps only the newest STUDIO_MAX_LOG_BYTES). A run whose events were pruned
+    falls back to that stored text."""
     access = get_access(request, project)
     run = get_object_or_404(
         Run.objects.only("id", "project_id", "status", "logs"), pk=run_id, project=access.project
     )
-    if run.is_terminal and run.logs:
+    pruned = (
+        run.is_terminal
+        and run.logs
+        and not RunEvent.objects.filter(run_id=run.pk, event_type="log").exists()
+    )
+    if pruned:
         response = HttpResponse(strip_ansi(run.logs), content_type="text/plain; charset=utf-8")
     else:
         response = StreamingHttpResponse(
