@@ -177,9 +177,19 @@ def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(
     page.set_viewport_size(PHONE)
     _shot(page, "run-dark-phone")
     page.set_viewport_size(LAPTOP)
+    for name, path in (("runs", "/p/acme/runs/"), ("launch", "/p/acme/tasks/onboard-customer/")):
+        page.goto(f"{live_server.url}{path}")
+        _contrast(page, [("body", "color", "body", "backgroundColor")])
+        _shot(page, f"{name}-dark-laptop")
+        page.set_viewport_size(PHONE)
+        _shot(page, f"{name}-dark-phone")
+        page.set_viewport_size(LAPTOP)
     page.goto(f"{live_server.url}/p/acme/")
     _contrast(page, CHART_PAIRS)
     _shot(page, "overview-dark-laptop")
+    page.set_viewport_size(PHONE)
+    _shot(page, "overview-dark-phone")
+    page.set_viewport_size(LAPTOP)
     page.get_by_role("button", name="Dark mode").click()  # pressed -> light
     expect(page.get_by_role("button", name="Dark mode")).to_have_attribute("aria-pressed", "false")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(246, 246, 244)"
