@@ -204,7 +204,7 @@
     var status = summary.dataset.status;
     document.title = (MARKS[status] ? MARKS[status] + " " : "") + baseTitle;
     var icon = $("link[rel=icon]");
-    if (icon && icon.dataset.base) icon.href = icon.dataset.base.replace(/logo\.svg$/, "favicon-" + status + ".svg");
+    if (icon && summary.dataset.icon) icon.href = summary.dataset.icon;  // a static URL, hashed or not
     if (lastStatus && lastStatus !== status && TERMINAL[status] && !TERMINAL[lastStatus]) notifyEnd(summary, status);
     lastStatus = status;
     var notify = $("[data-notify]");
@@ -344,8 +344,6 @@
   // --- After a failed submit: focus the first invalid field (radio groups included) or the
   //     error summary. ---
   document.addEventListener("DOMContentLoaded", function () {
-    var icon = $("link[rel=icon]");
-    if (icon) icon.dataset.base = icon.getAttribute("href");
     syncThemeButton();
     initLog();
     afterUpdate();
