@@ -62,3 +62,6 @@ urlpatterns = [
     path("accounts/", include(accounts)),
     path("", include("studio.dashboard.urls")),
 ]
+
+# A 404 that keeps the project's navigation and lists the user's projects.
+handler404 = "studio.dashboard.views.errors.not_found"

@@ -226,7 +226,10 @@ def list_events(request, run_id: str, query: Query[EventListQuery]):
 )
 def cancel_run(request, run_id: str):
     """`cancelled` is false when the run had already finished; nothing changes then."""
-    cancelled, run = service.cancel_run(_run(request, run_id))
+    # The run's page and its run.cancelled event say who stopped it: this token, by name.
+    cancelled, run = service.cancel_run(
+        _run(request, run_id), reason=f"cancelled through the API by {_created_by(request.auth)}"
+    )
     return {"cancelled": cancelled, "run": run_to_wire(run)}
 
 

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import models
-from django.db.models import Q
 
 from .ids import is_run_id
 from .paging import KeysetPage, Position, keyset_page
+from .search import matching
 
 
 class RunQuerySet(models.QuerySet):
@@ -51,17 +51,13 @@ class RunQuerySet(models.QuerySet):
         return runs
 
     def search(self, text: str) -> RunQuerySet:
-        """A run id finds that run; other text is looked for in id, name, target and input."""
+        """A run id finds that run; other text is looked for in id, name, target, input and the
+        error's message (on PostgreSQL through a trigram index: see runs.models.search)."""
         if not text:
             return self
         if is_run_id(text):
             return self.filter(pk=text)
-        return self.filter(
-            Q(pk__icontains=text)
-            | Q(name__icontains=text)
-            | Q(target__icontains=text)
-            | Q(input__icontains=text)
-        )
+        return matching(self, text)
 
     def keyset(
         self, *, limit: int, before: Position | None = None, after: Position | None = None

@@ -943,8 +943,16 @@ class SchemaForm:
 
     def _build(self) -> Field:
         if self.schema is None:
-            # No schema: the task takes whatever object it is given.
-            return JsonField(name=ROOT, label="Input", schema={"type": "object"}, required=True)
+            # No schema: the task takes whatever object it is given, and nothing is required
+            # (an empty box is {}). Labelled apart from the card's "Input" heading.
+            return JsonField(
+                name=ROOT,
+                label="Any JSON object (optional)",
+                schema={
+                    "type": "object",
+                    "description": "This task declares no input schema. Leave empty to pass {}.",
+                },
+            )
         field_ = build_field(
             self.schema,
             ROOT,
@@ -968,6 +976,11 @@ class SchemaForm:
     @property
     def input(self) -> dict:
         return {} if self.value is MISSING else self.value
+
+    @property
+    def has_required(self) -> bool:
+        """Whether any field is marked required (the "* required" legend is shown only then)."""
+        return any(f.required for f in self.root.walk() if f is not self.root)
 
     def field_errors(self) -> bool:
         return any(f.errors for f in self.root.walk())
