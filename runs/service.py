@@ -104,6 +104,7 @@ def create_run(
     backoff_limit: int | None = None,
     trigger_kind: str = Run.Trigger.MANUAL,
     trigger_id: str | None = None,
+    schedule_id: str | None = None,
     created_by: str | None = None,
     metadata: dict | None = None,
 ) -> CreateResult:
@@ -161,6 +162,7 @@ def create_run(
         ),
         trigger_kind=trigger_kind,
         trigger_id=trigger_id,
+        schedule_id=schedule_id,
         created_by=created_by,
         metadata=metadata or {},
         created_at=now,
