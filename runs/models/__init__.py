@@ -266,4 +266,5 @@ class RunEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.run_id}#{self.id} {self.event_type}"
 
+
 from .schedules import Schedule, ScheduleOccurrence  # noqa: E402, F401

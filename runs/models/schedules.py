@@ -33,9 +33,7 @@ class Schedule(models.Model):
         API = "api", "api"
         FILE = "file", "file"
 
-    project = models.ForeignKey(
-        "runs.Project", on_delete=models.CASCADE, related_name="schedules"
-    )
+    project = models.ForeignKey("runs.Project", on_delete=models.CASCADE, related_name="schedules")
     # The client's id for it (a slug, unique in the project); runs carry it as schedule_id.
     slug = models.CharField(max_length=100)
     name = models.CharField(max_length=255, blank=True, default="")

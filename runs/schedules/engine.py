@@ -83,9 +83,9 @@ def _release_buffered(now: datetime, result: TickResult) -> None:
     """BufferOne: start a waiting slot once no run of its schedule is active any more."""
     with transaction.atomic():
         waiting = list(
-            _locked(
-                Schedule.objects.filter(buffered_slot__isnull=False).select_related("project")
-            )[: settings.STUDIO_SCHEDULER_BATCH]
+            _locked(Schedule.objects.filter(buffered_slot__isnull=False).select_related("project"))[
+                : settings.STUDIO_SCHEDULER_BATCH
+            ]
         )
         for schedule in waiting:
             if _active_runs(schedule).exists():
@@ -102,9 +102,7 @@ def _fire_buffered(schedule: Schedule, now: datetime, result: TickResult) -> Non
     if occurrence is not None:
         occurrence.outcome = Outcome.FIRED if run else Outcome.FAILED_TO_FIRE
         occurrence.run_id = run.pk if run else None
-        occurrence.reason = (
-            "buffered until the previous run ended" if run else reason
-        )[:500]
+        occurrence.reason = ("buffered until the previous run ended" if run else reason)[:500]
         occurrence.save(update_fields=["outcome", "run_id", "reason"])
     if run:
         _count_fired(schedule, run, now, result)
@@ -123,9 +121,7 @@ def _fire_due(schedule: Schedule, now: datetime, result: TickResult) -> None:
     if not schedule.enabled or schedule.next_fire_at is None or schedule.next_fire_at > now:
         return
     keep = settings.STUDIO_SCHEDULE_CATCH_UP_MAX if schedule.catch_up == "all" else 1
-    recent, older_first, older_count = _due_slots(
-        schedule.timing, schedule.next_fire_at, now, keep
-    )
+    recent, older_first, older_count = _due_slots(schedule.timing, schedule.next_fire_at, now, keep)
     if older_count:
         reason = {
             "latest": "downtime: catch_up latest fires only the most recent missed slot",
@@ -146,11 +142,10 @@ def _fire_due(schedule: Schedule, now: datetime, result: TickResult) -> None:
             )
         elif schedule.catch_up == "none" and (
             not newest
-            or late > min(settings.STUDIO_SCHEDULE_ON_TIME_SECONDS, schedule.starting_deadline_seconds)
+            or late
+            > min(settings.STUDIO_SCHEDULE_ON_TIME_SECONDS, schedule.starting_deadline_seconds)
         ):
-            _record(
-                schedule, slot, Outcome.MISSED, reason=f"catch_up none: {late:.0f}s late"
-            )
+            _record(schedule, slot, Outcome.MISSED, reason=f"catch_up none: {late:.0f}s late")
         elif schedule.max_runs is not None and schedule.run_count >= schedule.max_runs:
             break
         else:
@@ -223,7 +218,9 @@ def _fire_slot(schedule: Schedule, slot: datetime, now: datetime, result: TickRe
             return
         if active and policy == Schedule.Policy.REPLACE:
             for run in active:
-                service.cancel_run(run, reason=f"replaced by the schedule's slot {slot.isoformat()}")
+                service.cancel_run(
+                    run, reason=f"replaced by the schedule's slot {slot.isoformat()}"
+                )
     occurrence = _record(schedule, slot, Outcome.FIRED)
     if occurrence is None:
         return  # this slot is already in the ledger: fired by someone else

@@ -142,7 +142,13 @@ def zone(name: Any) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise SpecError(
-            [("timezone", f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)", "zone")]
+            [
+                (
+                    "timezone",
+                    f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)",
+                    "zone",
+                )
+            ]
         ) from None
 
 

@@ -79,9 +79,7 @@ def check_target_and_input(target: str, input: dict) -> TargetInfo:
         raise ScheduleError(f"input: {problem}", errors=[FieldError("input", problem, "storable")])
     errors = schema_errors(info.input_schema, apply_defaults(info.input_schema, input))
     if errors:
-        raise ScheduleError(
-            "; ".join(str(e) for e in errors), errors=errors, code="invalid_input"
-        )
+        raise ScheduleError("; ".join(str(e) for e in errors), errors=errors, code="invalid_input")
     return info
 
 
@@ -125,7 +123,12 @@ def first_fire(schedule: Schedule, now: datetime) -> None:
 
 
 def create(
-    project: Project, data: dict, *, source: str = "api", source_path: str = "", created_by: str = ""
+    project: Project,
+    data: dict,
+    *,
+    source: str = "api",
+    source_path: str = "",
+    created_by: str = "",
 ) -> Schedule:
     cleaned = clean(data)
     check_target_and_input(cleaned["target"], cleaned["input"])
@@ -176,7 +179,15 @@ def update(schedule: Schedule, changes: dict, *, allow_file: bool = False) -> Sc
     now = timezone.now()
     timing_changed = any(
         cleaned[k] != getattr(schedule, k)
-        for k in ("cron", "interval_seconds", "run_at", "timezone", "start_at", "end_at", "max_runs")
+        for k in (
+            "cron",
+            "interval_seconds",
+            "run_at",
+            "timezone",
+            "start_at",
+            "end_at",
+            "max_runs",
+        )
     )
     if "run_at" in changes and cleaned["run_at"] is not None and cleaned["run_at"] <= now:
         raise ScheduleError(

@@ -17,6 +17,7 @@ from huey.contrib.djhuey.management.commands.run_huey import Command as HueyComm
 
 from runs.worker import claim as engine
 from runs.definitions import discover
+from runs.schedules.loop import start_scheduler
 from runs.worker.sweeper import SweeperThread
 
 log = logging.getLogger("runs.worker")
@@ -35,6 +36,7 @@ class StudioConsumer(Consumer):
         engine.fork_server().start()
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
+        start_scheduler()  # stops by itself when the drain begins
         super().start()
 
     def stop(self, graceful=False):
