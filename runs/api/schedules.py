@@ -13,7 +13,7 @@ from django.utils import timezone
 from ninja import Body, Field, Query, Router, Schema, Status
 
 from ..models import Run, Schedule, ScheduleOccurrence
-from ..schedules import spec, store
+from ..schedules import spec, store, sync
 from . import (
     READ_ERRORS,
     ApiError,
@@ -143,6 +143,7 @@ def _body(payload: Any) -> dict:
 )
 def list_schedules(request, ref: str):
     project = _project(request, ref)
+    sync.sync_files()  # file schedules appear (and go) without waiting for a worker
     return {"data": [store.to_wire(s) for s in Schedule.objects.filter(project=project)]}
 
 

@@ -6,87 +6,145 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0002_run_cancel_reason'),
+        ("runs", "0002_run_cancel_reason"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Schedule',
+            name="Schedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.CharField(max_length=100)),
-                ('name', models.CharField(blank=True, default='', max_length=255)),
-                ('description', models.TextField(blank=True, default='')),
-                ('target', models.CharField(max_length=255)),
-                ('input', models.JSONField(blank=True, default=dict)),
-                ('config', models.JSONField(blank=True, default=dict)),
-                ('timeout_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('backoff_limit', models.PositiveIntegerField(blank=True, null=True)),
-                ('cron', models.CharField(blank=True, max_length=200, null=True)),
-                ('interval_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('run_at', models.DateTimeField(blank=True, null=True)),
-                ('timezone', models.CharField(default='UTC', max_length=64)),
-                ('start_at', models.DateTimeField(blank=True, null=True)),
-                ('end_at', models.DateTimeField(blank=True, null=True)),
-                ('max_runs', models.PositiveIntegerField(blank=True, null=True)),
-                ('concurrency_policy', models.CharField(choices=[('Allow', 'Allow'), ('Forbid', 'Forbid'), ('Replace', 'Replace'), ('BufferOne', 'BufferOne')], default='Allow', max_length=16)),
-                ('catch_up', models.CharField(choices=[('latest', 'latest'), ('none', 'none'), ('all', 'all')], default='latest', max_length=8)),
-                ('starting_deadline_seconds', models.PositiveIntegerField(default=3600)),
-                ('enabled', models.BooleanField(default=True)),
-                ('pause_note', models.CharField(blank=True, default='', max_length=500)),
-                ('paused_at', models.DateTimeField(blank=True, null=True)),
-                ('source', models.CharField(choices=[('api', 'api'), ('file', 'file')], default='api', max_length=8)),
-                ('source_path', models.CharField(blank=True, default='', max_length=500)),
-                ('file_error', models.TextField(blank=True, default='')),
-                ('fire_error', models.TextField(blank=True, default='')),
-                ('next_fire_at', models.DateTimeField(blank=True, null=True)),
-                ('buffered_slot', models.DateTimeField(blank=True, null=True)),
-                ('last_fired_at', models.DateTimeField(blank=True, null=True)),
-                ('last_run_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('run_count', models.PositiveIntegerField(default=0)),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
-                ('done_reason', models.CharField(blank=True, default='', max_length=200)),
-                ('created_by', models.CharField(blank=True, default='', max_length=150)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='schedules', to='runs.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.CharField(max_length=100)),
+                ("name", models.CharField(blank=True, default="", max_length=255)),
+                ("description", models.TextField(blank=True, default="")),
+                ("target", models.CharField(max_length=255)),
+                ("input", models.JSONField(blank=True, default=dict)),
+                ("config", models.JSONField(blank=True, default=dict)),
+                ("timeout_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                ("backoff_limit", models.PositiveIntegerField(blank=True, null=True)),
+                ("cron", models.CharField(blank=True, max_length=200, null=True)),
+                ("interval_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                ("run_at", models.DateTimeField(blank=True, null=True)),
+                ("timezone", models.CharField(default="UTC", max_length=64)),
+                ("start_at", models.DateTimeField(blank=True, null=True)),
+                ("end_at", models.DateTimeField(blank=True, null=True)),
+                ("max_runs", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "concurrency_policy",
+                    models.CharField(
+                        choices=[
+                            ("Allow", "Allow"),
+                            ("Forbid", "Forbid"),
+                            ("Replace", "Replace"),
+                            ("BufferOne", "BufferOne"),
+                        ],
+                        default="Allow",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "catch_up",
+                    models.CharField(
+                        choices=[("latest", "latest"), ("none", "none"), ("all", "all")],
+                        default="latest",
+                        max_length=8,
+                    ),
+                ),
+                ("starting_deadline_seconds", models.PositiveIntegerField(default=3600)),
+                ("enabled", models.BooleanField(default=True)),
+                ("pause_note", models.CharField(blank=True, default="", max_length=500)),
+                ("paused_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("api", "api"), ("file", "file")], default="api", max_length=8
+                    ),
+                ),
+                ("source_path", models.CharField(blank=True, default="", max_length=500)),
+                ("file_error", models.TextField(blank=True, default="")),
+                ("fire_error", models.TextField(blank=True, default="")),
+                ("next_fire_at", models.DateTimeField(blank=True, null=True)),
+                ("buffered_slot", models.DateTimeField(blank=True, null=True)),
+                ("last_fired_at", models.DateTimeField(blank=True, null=True)),
+                ("last_run_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("run_count", models.PositiveIntegerField(default=0)),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
+                ("done_reason", models.CharField(blank=True, default="", max_length=200)),
+                ("created_by", models.CharField(blank=True, default="", max_length=150)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="schedules",
+                        to="runs.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['project', 'slug'],
+                "ordering": ["project", "slug"],
             },
         ),
         migrations.CreateModel(
-            name='ScheduleOccurrence',
+            name="ScheduleOccurrence",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('slot', models.DateTimeField()),
-                ('outcome', models.CharField(choices=[('fired', 'fired'), ('skipped_overlap', 'skipped (overlap)'), ('buffered', 'buffered'), ('missed', 'missed'), ('failed_to_fire', 'failed to fire')], max_length=16)),
-                ('run_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('reason', models.CharField(blank=True, default='', max_length=500)),
-                ('count', models.PositiveIntegerField(default=1)),
-                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('schedule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='occurrences', to='runs.schedule')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("slot", models.DateTimeField()),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("fired", "fired"),
+                            ("skipped_overlap", "skipped (overlap)"),
+                            ("buffered", "buffered"),
+                            ("missed", "missed"),
+                            ("failed_to_fire", "failed to fire"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("run_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("reason", models.CharField(blank=True, default="", max_length=500)),
+                ("count", models.PositiveIntegerField(default=1)),
+                ("recorded_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "schedule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="occurrences",
+                        to="runs.schedule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-slot', '-id'],
+                "ordering": ["-slot", "-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='schedule',
-            index=models.Index(fields=['enabled', 'next_fire_at'], name='schedule_due'),
+            model_name="schedule",
+            index=models.Index(fields=["enabled", "next_fire_at"], name="schedule_due"),
         ),
         migrations.AddConstraint(
-            model_name='schedule',
-            constraint=models.UniqueConstraint(fields=('project', 'slug'), name='schedule_unique_slug'),
+            model_name="schedule",
+            constraint=models.UniqueConstraint(
+                fields=("project", "slug"), name="schedule_unique_slug"
+            ),
         ),
         migrations.AddIndex(
-            model_name='scheduleoccurrence',
-            index=models.Index(fields=['recorded_at'], name='occurrence_recorded'),
+            model_name="scheduleoccurrence",
+            index=models.Index(fields=["recorded_at"], name="occurrence_recorded"),
         ),
         migrations.AddConstraint(
-            model_name='scheduleoccurrence',
-            constraint=models.UniqueConstraint(fields=('schedule', 'slot'), name='occurrence_unique_slot'),
+            model_name="scheduleoccurrence",
+            constraint=models.UniqueConstraint(
+                fields=("schedule", "slot"), name="occurrence_unique_slot"
+            ),
         ),
     ]

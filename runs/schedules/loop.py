@@ -17,9 +17,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from ..worker import claim
-from . import engine
+from . import engine, sync
 
 log = logging.getLogger("runs.scheduler")
+
+SYNC_EVERY_SECONDS = 2.0
 
 
 class SchedulerThread(threading.Thread):
@@ -33,9 +35,14 @@ class SchedulerThread(threading.Thread):
 
     def run(self) -> None:
         log.info("scheduler loop started")
+        next_sync = 0.0
         while not self.stopping():
             close_old_connections()
             try:
+                if time.monotonic() >= next_sync:
+                    # File schedules: cheap when no file changed (sizes and times compared).
+                    next_sync = time.monotonic() + SYNC_EVERY_SECONDS
+                    sync.sync_files()
                 result = engine.tick()
                 if result.fired:
                     log.info("scheduler fired %d run(s)", len(result.fired))

@@ -206,3 +206,18 @@ def test_another_projects_schedule_is_404(api, other_project):
     store.create(other_project, {**NIGHTLY})
     assert_error(api.get(f"{BASE}/nightly-sync"), 404)
     assert_error(api.get("/projects/outsider/schedules"), 404)
+
+
+def test_a_file_schedule_is_read_only_but_can_be_paused(api, settings, tmp_path):
+    settings.STUDIO_SCHEDULES_DIR = tmp_path
+    (tmp_path / "from-file.py").write_text(
+        "from runs.schedules import schedule\n"
+        "schedule(cron='@daily', target='task:sync-data', project='acme')\n"
+    )
+    listed = api.get(BASE).json()["data"]
+    assert [(s["id"], s["source"]) for s in listed] == [("from-file", "file")]
+    path = f"{BASE}/from-file"
+    assert_error(send(api, "PATCH", path, {"name": "x"}), 409, "file_schedule")
+    assert_error(send(api, "DELETE", path), 409, "file_schedule")
+    assert api.post(f"{path}/pause", {"note": "x"}).json()["enabled"] is False
+    assert api.post(f"{path}/resume").json()["enabled"] is True

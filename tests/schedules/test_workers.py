@@ -16,8 +16,8 @@ from tests.workers import wait_for
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def test_three_workers_fire_every_slot_exactly_once(start_worker, project):
-    workers = [start_worker(workers=1) for _ in range(3)]
+def test_three_workers_fire_every_slot_exactly_once(start_worker, project, tmp_path):
+    workers = [start_worker(workers=1, STUDIO_SCHEDULES_DIR=tmp_path) for _ in range(3)]
     due = timezone.now() + timedelta(seconds=2)
     for i in range(40):
         store.create(
