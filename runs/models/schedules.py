@@ -97,7 +97,8 @@ class Schedule(models.Model):
             run_at=self.run_at,
             start_at=self.start_at,
             end_at=self.end_at,
-            anchor=self.created_at,
+            # Whole seconds: an interval's slots land on round times (…:18, …:20), not …:18.839.
+            anchor=self.created_at.replace(microsecond=0),
         )
 
     @property

@@ -84,6 +84,7 @@ def schedule_detail(request, project: str, schedule_id: str):
             ),
             "last_run": _last_runs([schedule]).get(schedule.last_run_id),
             "description": spec.describe_cron(schedule.cron) if schedule.cron else "",
+            "input_json": json.dumps(schedule.input),
             "nav": "schedules",
         },
     )
@@ -114,6 +115,8 @@ class ScheduleForm(forms.Form):
         required=False,
         help_text="A JSON object, checked against the task's input schema.",
     )
+    timezone = forms.CharField(
+        max_length=64, initial="UTC", help_text="IANA name, e.g. Europe/Berlin"
     cron = forms.CharField(
         max_length=200,
         required=False,
@@ -121,8 +124,6 @@ class ScheduleForm(forms.Form):
     )
     interval_seconds = forms.IntegerField(required=False, label="Every (seconds)")
     run_at = forms.CharField(required=False, label="Once at", help_text="e.g. 2030-01-31T09:00")
-    timezone = forms.CharField(
-        max_length=64, initial="UTC", help_text="IANA name, e.g. Europe/Berlin"
     )
     start_at = forms.CharField(required=False)
     end_at = forms.CharField(required=False)
