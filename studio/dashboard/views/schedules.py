@@ -117,6 +117,7 @@ class ScheduleForm(forms.Form):
     )
     timezone = forms.CharField(
         max_length=64, initial="UTC", help_text="IANA name, e.g. Europe/Berlin"
+    )
     cron = forms.CharField(
         max_length=200,
         required=False,
@@ -124,7 +125,6 @@ class ScheduleForm(forms.Form):
     )
     interval_seconds = forms.IntegerField(required=False, label="Every (seconds)")
     run_at = forms.CharField(required=False, label="Once at", help_text="e.g. 2030-01-31T09:00")
-    )
     start_at = forms.CharField(required=False)
     end_at = forms.CharField(required=False)
     max_runs = forms.IntegerField(required=False)
