@@ -15,7 +15,7 @@ BASE = "/p/acme/schedules"
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr("runs.service.enqueue", lambda run_id, **kw: None)
+    monkeypatch.setattr("runs.lifecycle.enqueue", lambda run_id, **kw: None)
 
 
 @pytest.fixture(autouse=True)
