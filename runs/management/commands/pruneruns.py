@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from runs.models import TERMINAL_STATUSES, Project, Run, RunEvent
+from runs.models import TERMINAL_STATUSES, Project, Run, RunEvent, ScheduleOccurrence
 
 BATCH = 500
 
@@ -52,3 +52,13 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Deleted {total_runs} run(s) and {total_events} event(s) finished before {cutoff:%Y-%m-%d %H:%M} UTC."
         )
+        # Schedule ledgers age out with the runs (a buffered slot still waiting is kept).
+        ledger = ScheduleOccurrence.objects.filter(recorded_at__lt=cutoff).exclude(
+            outcome=ScheduleOccurrence.Outcome.BUFFERED
+        )
+        if project:
+            ledger = ledger.filter(schedule__project=found)
+        total_slots = 0
+        while ids := list(ledger.values_list("pk", flat=True)[:BATCH]):
+            total_slots += ScheduleOccurrence.objects.filter(pk__in=ids).delete()[0]
+        self.stdout.write(f"Deleted {total_slots} schedule ledger row(s) recorded before then.")
