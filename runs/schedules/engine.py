@@ -22,7 +22,7 @@ from django.utils import timezone
 from .. import service
 from ..models import ACTIVE_STATUSES, Run, Schedule, ScheduleOccurrence
 from .spec import Timing
-from .store import ScheduleError, check_target_and_input
+from .store import ScheduleError, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,21 @@ def tick(now: datetime | None = None, *, batch: int | None = None) -> TickResult
 
 
 def _guarded(fn, schedule: Schedule, now: datetime, result: TickResult) -> None:
+    fired_before = len(result.fired)
     try:
         with transaction.atomic():
             fn(schedule, now, result)
+    except IntegrityError:
+        # A slot of this schedule is in the ledger already: another worker (or a crashed
+        # earlier attempt that committed) handled it. Everything done here is rolled back.
+        del result.fired[fired_before:]
+        log.warning("schedule %s: a due slot is in the ledger already; moving past it", schedule)
+        with transaction.atomic():
+            _skip_recorded_slots(schedule, now)
     except Exception as exc:
         # A bug or an unexpected database error must not wedge the loop on this schedule
         # (it would be picked again every tick): record the slot as failed and move on.
+        del result.fired[fired_before:]
         log.exception("schedule %s could not fire", schedule)
         with transaction.atomic():
             slot = schedule.next_fire_at or now
@@ -77,6 +86,17 @@ def _guarded(fn, schedule: Schedule, now: datetime, result: TickResult) -> None:
             schedule.fire_error = f"internal error: {exc}"
             _advance(schedule, now)
             schedule.save()
+
+
+def _skip_recorded_slots(schedule: Schedule, now: datetime) -> None:
+    """next_fire_at points at a slot the ledger already has (a stale row, a restored backup):
+    move it past the newest recorded slot, so the loop does not trip over it every tick."""
+    latest = schedule.occurrences.order_by("-slot").values_list("slot", flat=True).first()
+    fresh = Schedule.objects.get(pk=schedule.pk)
+    if latest is not None and fresh.next_fire_at is not None and fresh.next_fire_at <= latest:
+        fresh.next_fire_at = fresh.timing.next_after(latest)
+        _retire_if_spent(fresh, now)
+        fresh.save()
 
 
 def _release_buffered(now: datetime, result: TickResult) -> None:
@@ -208,12 +228,13 @@ def _fire_slot(schedule: Schedule, slot: datetime, now: datetime, result: TickRe
                     Outcome.SKIPPED_OVERLAP,
                     reason="BufferOne: a slot is already waiting for the active run",
                 )
-            elif _record(
-                schedule,
-                slot,
-                Outcome.BUFFERED,
-                reason=f"BufferOne: starts when run {active[0].pk} ends",
-            ):
+            else:
+                _record(
+                    schedule,
+                    slot,
+                    Outcome.BUFFERED,
+                    reason=f"BufferOne: starts when run {active[0].pk} ends",
+                )
                 schedule.buffered_slot = slot
             return
         if active and policy == Schedule.Policy.REPLACE:
@@ -221,25 +242,28 @@ def _fire_slot(schedule: Schedule, slot: datetime, now: datetime, result: TickRe
                 service.cancel_run(
                     run, reason=f"replaced by the schedule's slot {slot.isoformat()}"
                 )
-    occurrence = _record(schedule, slot, Outcome.FIRED)
-    if occurrence is None:
-        return  # this slot is already in the ledger: fired by someone else
     run, reason = _create_run(schedule, slot)
+    # The ledger row goes in after the run, carrying its id: one insert. Should the slot be
+    # in the ledger already (fired by another worker), the unique key fails and _guarded rolls
+    # the whole savepoint back, this run (and any Replace cancel) included.
+    _record(
+        schedule,
+        slot,
+        Outcome.FIRED if run else Outcome.FAILED_TO_FIRE,
+        run_id=run.pk if run else None,
+        reason=reason,
+    )
     if run is None:
-        occurrence.outcome, occurrence.reason = Outcome.FAILED_TO_FIRE, reason[:500]
-        occurrence.save(update_fields=["outcome", "reason"])
         schedule.fire_error = reason
         return
-    occurrence.run_id = run.pk
-    occurrence.save(update_fields=["run_id"])
     _count_fired(schedule, run, now, result)
 
 
 def _create_run(schedule: Schedule, slot: datetime) -> tuple[Run | None, str]:
-    """The run for a slot, or (None, why not). Input is checked again: the task may have
-    changed since the schedule was saved."""
+    """The run for a slot, or (None, why not). The target and input are checked again (by
+    create_run): the task may have changed since the schedule was saved."""
     try:
-        check_target_and_input(schedule.target, schedule.input)
+        resolve_target(schedule.target)
         created = service.create_run(
             schedule.project,
             target=schedule.target,
@@ -269,16 +293,23 @@ def _count_fired(schedule: Schedule, run: Run, now: datetime, result: TickResult
 
 
 def _record(
-    schedule: Schedule, slot: datetime, outcome: str, *, reason: str = "", count: int = 1
-) -> ScheduleOccurrence | None:
-    """Add the slot to the ledger; None if it is there already (the unique key held)."""
-    try:
-        with transaction.atomic():
-            return ScheduleOccurrence.objects.create(
-                schedule=schedule, slot=slot, outcome=outcome, reason=reason[:500], count=count
-            )
-    except IntegrityError:
-        return None
+    schedule: Schedule,
+    slot: datetime,
+    outcome: str,
+    *,
+    reason: str = "",
+    count: int = 1,
+    run_id: str | None = None,
+) -> ScheduleOccurrence:
+    """Add the slot to the ledger. A slot already there raises IntegrityError (see _guarded)."""
+    return ScheduleOccurrence.objects.create(
+        schedule=schedule,
+        slot=slot,
+        outcome=outcome,
+        reason=reason[:500],
+        count=count,
+        run_id=run_id,
+    )
 
 
 def _advance(schedule: Schedule, now: datetime) -> None:

@@ -48,6 +48,8 @@ def test_a_slot_in_the_ledger_is_never_fired_again(clock, make_schedule):
     Schedule.objects.filter(pk=schedule.pk).update(next_fire_at=datetime(2025, 6, 1, 2, tzinfo=UTC))
     assert clock.tick().fired == []
     assert Run.objects.count() == 1
+    schedule.refresh_from_db()
+    assert schedule.next_fire_at == datetime(2025, 6, 2, 2, tzinfo=UTC)  # moved past it
 
 
 # --- Concurrency policies ---------------------------------------------------------------------

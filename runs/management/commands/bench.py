@@ -26,6 +26,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from runs.schedules import bench as schedule_bench
+
 NOOP_TASK = (
     "from runs.definitions import task\n\n\n@task(name='No-op')\ndef run(ctx):\n    return None\n"
 )
@@ -85,6 +87,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--raw-consumer", action="store_true", help="(internal) run the raw consumer"
         )
+        parser.add_argument(
+            "--schedules",
+            type=int,
+            default=500,
+            help="schedules due in the same second, fired by 3 worker processes (0 to skip)",
+        )
 
     def handle(self, *args, **opts):
         if opts["raw_consumer"]:
@@ -111,6 +119,7 @@ class Command(BaseCommand):
         tasks.mkdir()
         (tasks / "noop.py").write_text(NOOP_TASK)
         (tasks / "lines.py").write_text(LINES_TASK)
+        (tasks / "tick.py").write_text(schedule_bench.TICK_TASK)
         env = {
             **os.environ,
             "STUDIO_TASKS_DIR": str(tasks),
@@ -143,6 +152,8 @@ class Command(BaseCommand):
                 str(opts["samples"]),
                 "--lines",
                 str(opts["lines"]),
+                "--schedules",
+                str(opts["schedules"]),
             ]
             code = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL)
         finally:
@@ -180,6 +191,10 @@ class Command(BaseCommand):
                 "raw": self.measure_raw(huey, noop, opts),
                 "studio": self.measure_studio(opts),
             }
+            if opts["schedules"]:
+                results["schedules"] = schedule_bench.measure(
+                    manage, count=opts["schedules"], extra_workers=2
+                )
         finally:
             for proc in (raw_proc, studio_proc):
                 proc.terminate()
@@ -311,3 +326,5 @@ class Command(BaseCommand):
             f"throughput runs not completed: {st['failed']}"
         )
         w("raw huey stores each no-op's result (its start time), as Studio stores each run's.\n")
+        if "schedules" in r:
+            schedule_bench.report(w, r["schedules"])
