@@ -35,6 +35,22 @@ _MAX_COUNTED = 1_000_000
 class TickResult:
     schedules: int = 0
     fired: list[str] = field(default_factory=list)  # run ids
+    # Targets already checked in this tick (a batch often names the same task many times).
+    targets: dict[str, str] = field(default_factory=dict)
+
+
+# What firing changes on a schedule; saving only these never overwrites an edit made meanwhile.
+BOOKKEEPING = [
+    "next_fire_at",
+    "buffered_slot",
+    "last_fired_at",
+    "last_run_id",
+    "run_count",
+    "fire_error",
+    "done_at",
+    "done_reason",
+    "updated_at",
+]
 
 
 def _locked(queryset):
@@ -118,7 +134,7 @@ def _fire_buffered(schedule: Schedule, now: datetime, result: TickResult) -> Non
     slot = schedule.buffered_slot
     schedule.buffered_slot = None
     occurrence = ScheduleOccurrence.objects.filter(schedule=schedule, slot=slot).first()
-    run, reason = _create_run(schedule, slot)
+    run, reason = _create_run(schedule, slot, result)
     if occurrence is not None:
         occurrence.outcome = Outcome.FIRED if run else Outcome.FAILED_TO_FIRE
         occurrence.run_id = run.pk if run else None
@@ -129,7 +145,7 @@ def _fire_buffered(schedule: Schedule, now: datetime, result: TickResult) -> Non
     else:
         schedule.fire_error = reason
     _retire_if_spent(schedule, now)
-    schedule.save()
+    schedule.save(update_fields=BOOKKEEPING)
 
 
 # --- One schedule ------------------------------------------------------------------------------
@@ -171,7 +187,7 @@ def _fire_due(schedule: Schedule, now: datetime, result: TickResult) -> None:
         else:
             _fire_slot(schedule, slot, now, result)
     _advance(schedule, now)
-    schedule.save()
+    schedule.save(update_fields=BOOKKEEPING)
 
 
 def _due_slots(
@@ -242,7 +258,7 @@ def _fire_slot(schedule: Schedule, slot: datetime, now: datetime, result: TickRe
                 service.cancel_run(
                     run, reason=f"replaced by the schedule's slot {slot.isoformat()}"
                 )
-    run, reason = _create_run(schedule, slot)
+    run, reason = _create_run(schedule, slot, result)
     # The ledger row goes in after the run, carrying its id: one insert. Should the slot be
     # in the ledger already (fired by another worker), the unique key fails and _guarded rolls
     # the whole savepoint back, this run (and any Replace cancel) included.
@@ -259,11 +275,18 @@ def _fire_slot(schedule: Schedule, slot: datetime, now: datetime, result: TickRe
     _count_fired(schedule, run, now, result)
 
 
-def _create_run(schedule: Schedule, slot: datetime) -> tuple[Run | None, str]:
+def _create_run(schedule: Schedule, slot: datetime, result: TickResult) -> tuple[Run | None, str]:
     """The run for a slot, or (None, why not). The target and input are checked again (by
     create_run): the task may have changed since the schedule was saved."""
     try:
-        resolve_target(schedule.target)
+        if schedule.target not in result.targets:
+            try:
+                resolve_target(schedule.target)
+                result.targets[schedule.target] = ""
+            except ScheduleError as exc:
+                result.targets[schedule.target] = exc.message
+        if result.targets[schedule.target]:
+            return None, result.targets[schedule.target]
         created = service.create_run(
             schedule.project,
             target=schedule.target,
