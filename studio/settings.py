@@ -218,8 +218,14 @@ STUDIO_WORKFLOWS_DIR = Path(env_str("STUDIO_WORKFLOWS_DIR", str(BASE_DIR / "work
 STUDIO_SCHEDULES_DIR = Path(env_str("STUDIO_SCHEDULES_DIR", str(BASE_DIR / "schedules"))).resolve()
 # Every worker runs the scheduler loop; set false to keep a worker out of it.
 STUDIO_SCHEDULER = env_bool("STUDIO_SCHEDULER", True)
-# How many due schedules one worker claims per transaction.
-STUDIO_SCHEDULER_BATCH = env_int("STUDIO_SCHEDULER_BATCH", 50, minimum=1)
+# How many due schedules one worker claims per transaction. Bigger batches fire a burst faster
+# (runs start executing only once a batch commits, so they do not slow the firing down), but
+# on SQLite the batch holds the one write lock, so keep it short there.
+STUDIO_SCHEDULER_BATCH = env_int(
+    "STUDIO_SCHEDULER_BATCH",
+    200 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 25,
+    minimum=1,
+)
 # The longest the loop sleeps before it looks again (a schedule may be added meanwhile).
 STUDIO_SCHEDULER_MAX_SLEEP_SECONDS = env_number(
     "STUDIO_SCHEDULER_MAX_SLEEP_SECONDS", 1.0, minimum=0.05
