@@ -110,13 +110,14 @@ class TriggerOut(Schema):
 
 def _schedule(request, ref: str, schedule_id: str) -> Schedule:
     project = _project(request, ref)
+    # An id that no schedule can have (too long, a NUL byte) is answered without the database.
     schedule = (
         Schedule.objects.select_related("project").filter(project=project, slug=schedule_id).first()
-        if len(schedule_id) <= 100
+        if spec.ID_RE.match(schedule_id)
         else None
     )
     if schedule is None:
-        raise ApiError(404, f"no schedule {schedule_id!r}", code="not_found")
+        raise ApiError(404, f"no schedule {schedule_id[:100]!r}", code="not_found")
     return schedule
 
 

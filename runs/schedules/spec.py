@@ -165,6 +165,9 @@ def parse_datetime(value: Any, field: str, tz: ZoneInfo) -> datetime | None:
             ) from None
     if not isinstance(value, datetime):
         raise SpecError([(field, "must be an ISO 8601 date-time string", "type")])
+    if not 1970 <= value.year <= 9000:
+        # Far enough for any schedule, and clear of datetime's limits when zones shift it.
+        raise SpecError([(field, "must be between the years 1970 and 9000", "range")])
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
     return value.astimezone(UTC)
@@ -353,11 +356,11 @@ class Timing:
                     return
                 n += 1
         if self.cron:
-            local = after.astimezone(ZoneInfo(self.timezone))
             try:
+                local = after.astimezone(ZoneInfo(self.timezone))
                 for slot in CronSim(self.cron, local):
                     yield slot.astimezone(UTC)
-            except (CronSimError, StopIteration):
+            except (CronSimError, StopIteration, OverflowError):
                 return
 
 

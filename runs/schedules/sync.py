@@ -71,32 +71,50 @@ def sync_files(root: Path | None = None, *, force: bool = False) -> SyncReport:
 
 
 def _sync(root: Path, files: list[Path]) -> SyncReport:
-    report = SyncReport()
-    seen_paths: set[str] = set()
+    loaded = []
     for path in files:
-        shown = _display(path, root)
-        seen_paths.add(shown)
         schedule_id = schedule_id_for(path, root)
         try:
-            data = load_schedule_file(path, schedule_id)
+            loaded.append(
+                LoadedFile(_display(path, root), schedule_id, load_schedule_file(path, schedule_id))
+            )
         except ValueError as exc:
-            report.errors.append(DiscoveryError(path=shown, message=str(exc)))
-            # Keep what was stored from this file, flagged with why it no longer loads.
-            Schedule.objects.filter(source=Schedule.Source.FILE, source_path=shown).update(
-                file_error=str(exc)[:2000]
-            )
-            continue
-        try:
-            outcome = _store(data, shown)
-        except ScheduleError as exc:
-            report.errors.append(DiscoveryError(path=shown, message=exc.message))
-            Schedule.objects.filter(source=Schedule.Source.FILE, source_path=shown).update(
-                file_error=exc.message[:2000]
-            )
-            continue
-        if outcome:
-            getattr(report, outcome).append(schedule_id)
-    gone = Schedule.objects.filter(source=Schedule.Source.FILE).exclude(source_path__in=seen_paths)
+            loaded.append(LoadedFile(_display(path, root), schedule_id, error=str(exc)))
+    return apply_loaded(loaded)
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """One schedule file after loading: its data (load_schedule_file's dict) or why not."""
+
+    path: str  # as shown to people, e.g. "schedules/nightly-sync.py"; the stored source_path
+    schedule_id: str
+    data: dict | None = None
+    error: str = ""
+
+
+def apply_loaded(loaded: list[LoadedFile]) -> SyncReport:
+    """Store the outcome of loading every schedule file. Loading can happen elsewhere (a
+    sandboxed discovery process calls load_schedule_file); this part is the database's."""
+    report = SyncReport()
+    for item in loaded:
+        message = item.error
+        if not message:
+            try:
+                outcome = _store(item.data, item.path)
+            except ScheduleError as exc:
+                message = exc.message
+            else:
+                if outcome:
+                    getattr(report, outcome).append(item.schedule_id)
+                continue
+        report.errors.append(DiscoveryError(path=item.path, message=message))
+        # Keep what was stored from this file, flagged with why it can no longer be used.
+        Schedule.objects.filter(source=Schedule.Source.FILE, source_path=item.path).update(
+            file_error=message[:2000]
+        )
+    seen = {item.path for item in loaded}
+    gone = Schedule.objects.filter(source=Schedule.Source.FILE).exclude(source_path__in=seen)
     report.removed += list(gone.values_list("slug", flat=True))
     gone.delete()
     return report

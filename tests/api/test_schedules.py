@@ -221,3 +221,26 @@ def test_a_file_schedule_is_read_only_but_can_be_paused(api, settings, tmp_path)
     assert_error(send(api, "DELETE", path), 409, "file_schedule")
     assert api.post(f"{path}/pause", {"note": "x"}).json()["enabled"] is False
     assert api.post(f"{path}/resume").json()["enabled"] is True
+
+
+@pytest.mark.parametrize("bad_id", ["%00", "x" * 300, "Upper", "a%2Fb"])
+def test_ids_no_schedule_can_have_are_404(api, bad_id):
+    assert_error(api.get(f"{BASE}/{bad_id}"), 404, "not_found")
+    assert_error(api.post(f"{BASE}/{bad_id}/trigger"), 404, "not_found")
+
+
+def test_crafted_bodies_are_422_not_500(api):
+    for body in (
+        {**NIGHTLY, "name": "a\x00b"},
+        {**NIGHTLY, "timezone": "\x00"},
+        {**NIGHTLY, "run_at": "\x00", "cron": None},
+        {**NIGHTLY, "cron": "\x00 * * * *"},
+        {**NIGHTLY, "input": {"k": "\x00"}},
+        {**NIGHTLY, "timezone": "../../etc/passwd"},
+        {**NIGHTLY, "max_runs": True},
+        {**NIGHTLY, "interval_seconds": 10**30, "cron": None},
+        {**NIGHTLY, "start_at": "9999-12-31T23:59:59+00:00"},
+    ):
+        response = api.post(BASE, body)
+        assert response.status_code in (201, 422), (body, response.content)
+    assert_error(api.post(f"{BASE}/nightly-sync/pause", {"note": 5}), 422)

@@ -25,7 +25,11 @@ TIMING_FIELDS = ("cron", "interval_seconds", "run_at", "timezone", "start_at", "
 
 
 def _schedule(access, schedule_id: str) -> Schedule:
-    schedule = Schedule.objects.filter(project=access.project, slug=schedule_id[:100]).first()
+    schedule = (
+        Schedule.objects.filter(project=access.project, slug=schedule_id).first()
+        if spec.ID_RE.match(schedule_id)
+        else None
+    )
     if schedule is None:
         raise Http404("no such schedule")
     return schedule
