@@ -97,11 +97,15 @@ def _guarded(fn, schedule: Schedule, now: datetime, result: TickResult) -> None:
         log.exception("schedule %s could not fire", schedule)
         with transaction.atomic():
             slot = schedule.next_fire_at or now
-            _record(schedule, slot, Outcome.FAILED_TO_FIRE, reason=f"internal error: {exc}"[:500])
+            try:
+                with transaction.atomic():
+                    _record(schedule, slot, Outcome.FAILED_TO_FIRE, reason=f"internal error: {exc}")
+            except IntegrityError:
+                pass  # the slot has a row already; moving on is what matters
             schedule.refresh_from_db()
             schedule.fire_error = f"internal error: {exc}"
             _advance(schedule, now)
-            schedule.save()
+            schedule.save(update_fields=BOOKKEEPING)
 
 
 def _skip_recorded_slots(schedule: Schedule, now: datetime) -> None:
@@ -119,9 +123,12 @@ def _release_buffered(now: datetime, result: TickResult) -> None:
     """BufferOne: start a waiting slot once no run of its schedule is active any more."""
     with transaction.atomic():
         waiting = list(
-            _locked(Schedule.objects.filter(buffered_slot__isnull=False).select_related("project"))[
-                : settings.STUDIO_SCHEDULER_BATCH
-            ]
+            # A paused schedule keeps its buffered slot until it is resumed.
+            _locked(
+                Schedule.objects.filter(buffered_slot__isnull=False, enabled=True).select_related(
+                    "project"
+                )
+            )[: settings.STUDIO_SCHEDULER_BATCH]
         )
         for schedule in waiting:
             if _active_runs(schedule).exists():

@@ -323,3 +323,35 @@ def test_intervals_count_absolute_time(clock, make_schedule):
     schedule = make_schedule("every-hour", interval_seconds=3600, timezone="Europe/Berlin")
     slots = list(islice(schedule.timing.slots_after(datetime(2025, 3, 29, 23, tzinfo=UTC)), 4))
     assert [b - a for a, b in zip(slots, slots[1:], strict=False)] == [timedelta(hours=1)] * 3
+
+
+def test_a_buffered_slot_waits_while_the_schedule_is_paused(clock, make_schedule):
+    clock.at("2025-06-01T00:30Z")
+    schedule = make_schedule("hourly", cron="0 * * * *", concurrency_policy="BufferOne")
+    clock.at("2025-06-01T01:00:01Z")
+    (first,) = clock.tick().fired
+    clock.at("2025-06-01T02:00:01Z")
+    clock.tick()  # buffered behind the first
+    store.pause(schedule)
+    finish(first)
+    clock.at("2025-06-01T02:10Z")
+    assert clock.tick().fired == []
+    store.resume(schedule)
+    assert len(clock.tick().fired) == 1
+
+
+def test_an_unexpected_error_records_the_slot_and_moves_on(clock, make_schedule, monkeypatch):
+    clock.at("2025-06-01T00:30Z")
+    schedule = make_schedule("hourly", cron="0 * * * *")
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("runs.schedules.engine._fire_slot", explode)
+    clock.at("2025-06-01T01:00:01Z")
+    assert clock.tick().fired == []
+    occ = schedule.occurrences.get()
+    assert occ.outcome == "failed_to_fire" and "boom" in occ.reason
+    schedule.refresh_from_db()
+    assert schedule.next_fire_at == datetime(2025, 6, 1, 2, tzinfo=UTC)
+    assert "boom" in schedule.fire_error

@@ -64,7 +64,7 @@ def test_three_workers_fire_every_slot_exactly_once(start_worker, project, tmp_p
 
 
 def test_a_due_schedule_fires_within_about_a_second_on_an_idle_worker(start_worker, project):
-    start_worker(workers=1)
+    worker = start_worker(workers=1)
     slot = timezone.now() + timedelta(seconds=2)
     store.create(project, {"id": "soon", "target": "task:sync-data", "run_at": slot.isoformat()})
     run = wait_for(lambda: Run.objects.filter(schedule_id="soon").first(), 15, message="the run")
@@ -73,3 +73,5 @@ def test_a_due_schedule_fires_within_about_a_second_on_an_idle_worker(start_work
     wait_for(
         lambda: Run.objects.get(pk=run.pk).status == "completed", 30, message="the run to finish"
     )
+    # The loop does not keep a draining worker alive.
+    assert worker.terminate(timeout=20) == 0
