@@ -27,6 +27,14 @@ def test_it_serves_an_openapi_schema_of_every_endpoint():
         "/api/projects/{ref}/runs",
         "/api/projects/{ref}/tasks",
         "/api/projects/{ref}/tasks/{task_id}",
+        "/api/projects/{ref}/schedules",
+        "/api/projects/{ref}/schedules/{schedule_id}",
+        "/api/projects/{ref}/schedules/{schedule_id}/pause",
+        "/api/projects/{ref}/schedules/{schedule_id}/resume",
+        "/api/projects/{ref}/schedules/{schedule_id}/trigger",
+        "/api/projects/{ref}/schedules/{schedule_id}/occurrences",
+        "/api/projects/{ref}/schedules/{schedule_id}/runs",
+        "/api/projects/{ref}/schedules/{schedule_id}/preview",
     }
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert "202" in schema["paths"]["/api/runs"]["post"]["responses"]
