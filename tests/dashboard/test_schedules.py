@@ -75,6 +75,25 @@ def test_the_detail_page_shows_next_times_ledger_and_runs(login, viewer, project
     assert schedule.slug in page
 
 
+def test_the_ledger_and_runs_refresh_themselves_until_the_schedule_is_done(login, viewer, project):
+    with time_machine.travel("2025-06-01T00:00:00Z", tick=False):
+        store.create(
+            project, {"id": "once", "target": "task:sync-data", "run_at": "2025-06-01T01:00:00Z"}
+        )
+    client = login(viewer)
+    url = f"{BASE}/once/"
+    assert 'hx-trigger="every 2s"' in client.get(url).content.decode()
+    with time_machine.travel("2025-06-01T01:00:00.200Z", tick=False):
+        (run_id,) = engine.tick().fired
+    fragment = client.get(url, {"live": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.startswith('<div id="schedule-live"') and run_id in fragment
+    assert "<html" not in fragment
+    assert 'hx-trigger="every 2s"' in fragment  # done, but its run is still active
+    Run.objects.filter(pk=run_id).update(status="completed")
+    fragment = client.get(url, {"live": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-trigger" not in fragment  # nothing more can happen: the poll stops
+
+
 def test_an_operator_creates_a_schedule_from_the_form(login, operator):
     client = login(operator)
     form = client.get(f"{BASE}/new/").content.decode()

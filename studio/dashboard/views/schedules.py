@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from runs.definitions import discover
-from runs.models import Run, Schedule
+from runs.models import ACTIVE_STATUSES, Run, Schedule
 from runs.schedules import spec, store, sync
 
 from ..permissions import Role, get_access
@@ -70,28 +70,34 @@ def schedules(request, project: str):
 def schedule_detail(request, project: str, schedule_id: str):
     access = get_access(request, project)
     schedule = _schedule(access, schedule_id)
-    return render(
-        request,
-        "schedules/detail.html",
-        {
-            "access": access,
-            "project": access.project,
-            "schedule": schedule,
-            "upcoming": _preview(schedule.timing, schedule.timezone, 5),
-            "occurrences": list(schedule.occurrences.order_by("-slot", "-id")[:50]),
-            "runs": list(
-                Run.objects.filter(project=access.project, schedule_id=schedule.slug)
-                .only(
-                    "id", "status", "created_at", "metadata", "cancel_requested_at", "completed_at"
-                )
-                .order_by("-created_at", "-id")[:20]
-            ),
-            "last_run": _last_runs([schedule]).get(schedule.last_run_id),
-            "description": spec.describe_cron(schedule.cron) if schedule.cron else "",
-            "input_json": json.dumps(schedule.input),
-            "nav": "schedules",
-        },
-    )
+    context = {
+        "access": access,
+        "project": access.project,
+        "schedule": schedule,
+        "upcoming": _preview(schedule.timing, schedule.timezone, 5),
+        "occurrences": list(schedule.occurrences.order_by("-slot", "-id")[:50]),
+        "runs": list(
+            Run.objects.filter(project=access.project, schedule_id=schedule.slug)
+            .only("id", "status", "created_at", "metadata", "cancel_requested_at", "completed_at")
+            .order_by("-created_at", "-id")[:20]
+        ),
+        "last_run": _last_runs([schedule]).get(schedule.last_run_id),
+        "description": spec.describe_cron(schedule.cron) if schedule.cron else "",
+        "input_json": json.dumps(schedule.input),
+        # New slots and runs appear without a reload while the schedule can still fire;
+        # a retired one's page stops asking (the fragment comes back without hx-trigger).
+        "polling": not schedule.is_done or _active_runs_exist(schedule),
+        "nav": "schedules",
+    }
+    if request.htmx and "live" in request.GET:
+        return render_blocks(request, "schedules/detail.html", ["live"], context)
+    return render(request, "schedules/detail.html", context)
+
+
+def _active_runs_exist(schedule: Schedule) -> bool:
+    return Run.objects.filter(
+        project_id=schedule.project_id, schedule_id=schedule.slug, status__in=ACTIVE_STATUSES
+    ).exists()
 
 
 def _preview(timing, zone_name: str, count: int) -> list[tuple[datetime, str]]:
