@@ -362,6 +362,8 @@ class RunsClient:
             body = response.json()
         except ValueError:
             body = None
+        if response.status_code == 204:
+            return None
         if response.is_success:
             if body is None:
                 raise RunsError(
@@ -560,6 +562,65 @@ class RunsClient:
             if remaining <= 0:
                 raise RunsWaitTimeout(f"run {run_id} still {run.status} after {timeout:g} s", run)
             self._sleep(min(poll_interval, remaining))
+
+    # --- schedules ---------------------------------------------------------------------------
+    # Schedules travel as plain dicts with the API's field names (see the API reference).
+
+    def _schedules_path(self, schedule_id: str | None = None, action: str = "") -> str:
+        path = f"projects/{_seg(self._project_ref())}/schedules"
+        if schedule_id is not None:
+            path += f"/{_seg(schedule_id)}"
+        return path + (f"/{action}" if action else "")
+
+    def list_schedules(self) -> list[dict]:
+        return self._request("GET", self._schedules_path())["data"]
+
+    def get_schedule(self, schedule_id: str) -> dict:
+        return self._request("GET", self._schedules_path(schedule_id))
+
+    def create_schedule(self, *, id: str, target: str, **fields: Any) -> dict:
+        """Create a schedule: `cron=`, `interval_seconds=` or `run_at=`, plus any other field."""
+        body = {"id": id, "target": target, **fields}
+        return self._request("POST", self._schedules_path(), json=body, retry_server_errors=False)
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> dict:
+        return self._request("PATCH", self._schedules_path(schedule_id), json=changes)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._request("DELETE", self._schedules_path(schedule_id))
+
+    def pause_schedule(self, schedule_id: str, note: str = "") -> dict:
+        return self._request(
+            "POST", self._schedules_path(schedule_id, "pause"), json={"note": note}
+        )
+
+    def resume_schedule(self, schedule_id: str) -> dict:
+        return self._request("POST", self._schedules_path(schedule_id, "resume"))
+
+    def trigger_schedule(self, schedule_id: str) -> Accepted:
+        """Run the schedule's target now, outside its slots."""
+        data = self._request(
+            "POST", self._schedules_path(schedule_id, "trigger"), retry_server_errors=False
+        )
+        return Accepted(
+            accepted=bool(data.get("accepted")), duplicate=False, run=Run.from_dict(data["run"])
+        )
+
+    def schedule_occurrences(
+        self, schedule_id: str, limit: int = 50, cursor: str | None = None
+    ) -> dict:
+        """One page of the ledger, newest slot first: {"data": [...], "page_info": {...}}."""
+        return self._request(
+            "GET",
+            self._schedules_path(schedule_id, "occurrences"),
+            params={"limit": limit, "cursor": cursor},
+        )
+
+    def preview_schedule(self, schedule_id: str, count: int = 5) -> list[dict]:
+        """The next `count` fire times, each {"utc": ..., "local": ...}."""
+        return self._request(
+            "GET", self._schedules_path(schedule_id, "preview"), params={"count": count}
+        )["data"]
 
     # -- Tasks ---------------------------------------------------------------------------------
 

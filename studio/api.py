@@ -22,6 +22,7 @@ from ninja.security import HttpBearer
 
 from runs.api import ApiError
 from runs.api import router as runs_router
+from runs.api.schedules import router as schedules_router
 from runs.api.webhooks import router as webhooks_router
 from runs.models import ApiToken
 from runs.validation import loads_json
@@ -119,6 +120,7 @@ api = StudioAPI(
 )
 api.add_router("/", runs_router)
 api.add_router("/", webhooks_router)
+api.add_router("/", schedules_router)
 
 
 @api.exception_handler(ApiError)

@@ -338,6 +338,27 @@ STUDIO_NOTIFY_GIVE_UP_HOURS = env_number("STUDIO_NOTIFY_GIVE_UP_HOURS", 24.0, mi
 # Multiplies the retry delays (10 s, 30 s, 1 min, ... 1 h); tests shrink it.
 STUDIO_NOTIFY_RETRY_SCALE = env_number("STUDIO_NOTIFY_RETRY_SCALE", 1.0, minimum=0.0001)
 
+# --- Schedules --------------------------------------------------------------------------------
+STUDIO_SCHEDULES_DIR = Path(env_str("STUDIO_SCHEDULES_DIR", str(BASE_DIR / "schedules"))).resolve()
+# Every worker runs the scheduler loop; set false to keep a worker out of it.
+STUDIO_SCHEDULER = env_bool("STUDIO_SCHEDULER", True)
+# How many due schedules one worker claims per transaction. Bigger batches fire a burst faster
+# (runs start executing only once a batch commits, so they do not slow the firing down), but
+# on SQLite the batch holds the one write lock, so keep it short there.
+STUDIO_SCHEDULER_BATCH = env_int(
+    "STUDIO_SCHEDULER_BATCH",
+    200 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 25,
+    minimum=1,
+)
+# The longest the loop sleeps before it looks again (a schedule may be added meanwhile).
+STUDIO_SCHEDULER_MAX_SLEEP_SECONDS = env_number(
+    "STUDIO_SCHEDULER_MAX_SLEEP_SECONDS", 1.0, minimum=0.05
+)
+# catch_up "all" fires at most this many missed slots after a downtime.
+STUDIO_SCHEDULE_CATCH_UP_MAX = env_int("STUDIO_SCHEDULE_CATCH_UP_MAX", 100, minimum=1)
+# catch_up "none": a slot this late is treated as missed, not as on time.
+STUDIO_SCHEDULE_ON_TIME_SECONDS = env_number("STUDIO_SCHEDULE_ON_TIME_SECONDS", 60.0, minimum=1)
+
 # --- Run engine -------------------------------------------------------------------------------
 STUDIO_DEFAULT_TIMEOUT_SECONDS = env_int("STUDIO_DEFAULT_TIMEOUT_SECONDS", 3600, minimum=1)
 STUDIO_DEFAULT_BACKOFF_LIMIT = env_int("STUDIO_DEFAULT_BACKOFF_LIMIT", 0)

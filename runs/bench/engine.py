@@ -106,6 +106,12 @@ class EngineBench:
                 "raw": self.measure_raw(huey, noop, opts),
                 "studio": self.measure_studio(opts),
             }
+            if "scheduler" in self.sections and opts["schedules"]:
+                from runs.schedules import bench as schedule_bench
+
+                results["schedules"] = schedule_bench.measure(
+                    manage, count=opts["schedules"], extra_workers=2
+                )
         finally:
             for proc in (raw_proc, studio_proc):
                 proc.terminate()
@@ -257,3 +263,7 @@ class EngineBench:
         if "failed" in st:
             w(f"throughput runs not completed: {st['failed']}")
         w("raw huey stores each no-op's result (its start time), as Studio stores each run's.\n")
+        if "schedules" in r:
+            from runs.schedules import bench as schedule_bench
+
+            schedule_bench.report(w, r["schedules"])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import notifications, overview, runs, tasks, tokens, webhooks
+from .views import notifications, overview, runs, schedules, tasks, tokens, webhooks
 
 app_name = "dashboard"
 
@@ -14,6 +14,24 @@ urlpatterns = [
     path("p/<slug:project>/runs/<str:run_id>/events/", runs.run_events, name="run_events"),
     path("p/<slug:project>/runs/<str:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
     path("p/<slug:project>/runs/<str:run_id>/logs.txt", runs.run_logs, name="run_logs"),
+    path("p/<slug:project>/schedules/", schedules.schedules, name="schedules"),
+    path("p/<slug:project>/schedules/new/", schedules.schedule_form, name="schedule_new"),
+    path(
+        "p/<slug:project>/schedules/preview/", schedules.schedule_preview, name="schedule_preview"
+    ),
+    path(
+        "p/<slug:project>/schedules/<str:schedule_id>/", schedules.schedule_detail, name="schedule"
+    ),
+    path(
+        "p/<slug:project>/schedules/<str:schedule_id>/edit/",
+        schedules.schedule_form,
+        name="schedule_edit",
+    ),
+    path(
+        "p/<slug:project>/schedules/<str:schedule_id>/<str:action>/",
+        schedules.schedule_action,
+        name="schedule_action",
+    ),
     path("p/<slug:project>/tokens/", tokens.tokens, name="tokens"),
     path(
         "p/<slug:project>/tokens/<int:token_id>/revoke/", tokens.revoke_token, name="revoke_token"

@@ -34,6 +34,14 @@ def test_it_serves_an_openapi_schema_of_every_endpoint():
         "/api/projects/{ref}/notifications",
         "/api/projects/{ref}/notifications/{notification_id}",
         "/api/projects/{ref}/notifications/{notification_id}/attempts",
+        "/api/projects/{ref}/schedules",
+        "/api/projects/{ref}/schedules/{schedule_id}",
+        "/api/projects/{ref}/schedules/{schedule_id}/pause",
+        "/api/projects/{ref}/schedules/{schedule_id}/resume",
+        "/api/projects/{ref}/schedules/{schedule_id}/trigger",
+        "/api/projects/{ref}/schedules/{schedule_id}/occurrences",
+        "/api/projects/{ref}/schedules/{schedule_id}/runs",
+        "/api/projects/{ref}/schedules/{schedule_id}/preview",
     }
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert "202" in schema["paths"]["/api/runs"]["post"]["responses"]

@@ -62,6 +62,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--raw-consumer", action="store_true", help="(internal) run the raw consumer"
         )
+        parser.add_argument(
+            "--schedules",
+            type=int,
+            default=500,
+            help="schedules due in the same second, fired by 3 worker processes (0 to skip)",
+        )
 
     def handle(self, *args, **opts):
         if opts["raw_consumer"]:
@@ -85,8 +91,9 @@ class Command(BaseCommand):
         # Each group measures in its own child, against its own scratch database.
         if any(s in ENGINE_SECTIONS for s in sections):
             from runs.bench.engine import LINES_TASK, NOOP_TASK
+            from runs.schedules.bench import TICK_TASK
 
-            tasks = {"noop.py": NOOP_TASK, "lines.py": LINES_TASK}
+            tasks = {"noop.py": NOOP_TASK, "lines.py": LINES_TASK, "tick.py": TICK_TASK}
             self._child("engine", sections, opts, tasks)
         if any(s in DASHBOARD_SECTIONS for s in sections):
             self.stdout.write("\nDashboard views (server time, in-process):")
@@ -102,7 +109,16 @@ class Command(BaseCommand):
             "--only",
             ",".join(sections),
         ]
-        for name in ("runs", "samples", "lines", "dashboard_runs", "dashboard_events", "repeat"):
+        names = (
+            "runs",
+            "samples",
+            "lines",
+            "dashboard_runs",
+            "dashboard_events",
+            "repeat",
+            "schedules",
+        )
+        for name in names:
             cmd += [f"--{name.replace('_', '-')}", str(opts[name])]
         with scratch_env(tasks) as env:
             code = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL)

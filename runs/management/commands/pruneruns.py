@@ -14,6 +14,7 @@ from runs.models import (
     Project,
     Run,
     RunEvent,
+    ScheduleOccurrence,
     WebhookDelivery,
 )
 
@@ -71,6 +72,17 @@ class Command(BaseCommand):
             f"Deleted {total_runs} run(s) and {total_events} event(s) finished before {cutoff:%Y-%m-%d %H:%M} UTC."
         )
         self.stdout.write(f"Deleted {total_deliveries} webhook delivery record(s).")
+
+        # Schedule ledgers age out with the runs (a buffered slot still waiting is kept).
+        ledger = ScheduleOccurrence.objects.filter(recorded_at__lt=cutoff).exclude(
+            outcome=ScheduleOccurrence.Outcome.BUFFERED
+        )
+        if project:
+            ledger = ledger.filter(schedule__project=found)
+        total_slots = 0
+        while ids := list(ledger.values_list("pk", flat=True)[:BATCH]):
+            total_slots += ScheduleOccurrence.objects.filter(pk__in=ids).delete()[0]
+        self.stdout.write(f"Deleted {total_slots} schedule ledger row(s) recorded before then.")
 
     def _old_deliveries(self, runs, cutoff, project):
         """Deliveries of the runs going, and deliveries older than the cutoff without an active

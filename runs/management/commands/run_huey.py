@@ -17,6 +17,7 @@ from huey.contrib.djhuey.management.commands.run_huey import Command as HueyComm
 
 from runs.definitions import discover
 from runs.notify import NotifierThread
+from runs.schedules.loop import start_scheduler
 from runs.worker import claim as engine
 from runs.worker.sweeper import SweeperThread
 
@@ -37,6 +38,7 @@ class StudioConsumer(Consumer):
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
         NotifierThread(self._sweeper_stop).start()  # run notifications from the outbox
+        start_scheduler()  # stops by itself when the drain begins
         super().start()
 
     def stop(self, graceful=False):

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from runs.models import Run, RunStatus
+from runs.models import Run, RunStatus, Schedule
 
 from ..charts import build_chart, hourly_counts, status_totals
 from ..permissions import get_access, projects_for
@@ -71,6 +71,9 @@ def overview(request, project: str):
             "failure_groups": failure_groups,
             "failure_days": FAILURE_DAYS,
             "has_runs": has_runs,
+            "upcoming": Schedule.objects.live()
+            .filter(project=access.project, enabled=True, next_fire_at__isnull=False)
+            .order_by("next_fire_at")[:5],
             "nav": "overview",
         },
     )
