@@ -8,19 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 from ninja import Body, Field, Query, Router, Schema, Status
 
 from ..models import Run, Schedule, ScheduleOccurrence
+from ..models.paging import InvalidCursor, page_by, page_of_runs
 from ..schedules import spec, store, sync
 from . import (
     READ_ERRORS,
     ApiError,
     _created_by,
-    _decode_cursor,
-    _encode_cursor,
-    _keyset_page,
     _project,
 )
 from . import _field as field_error
@@ -235,10 +232,6 @@ def trigger_schedule(request, ref: str, schedule_id: str):
     return Status(202, {"accepted": True, "run": run_to_wire(run)})
 
 
-def _occurrence_cursor(direction: str, occ: ScheduleOccurrence) -> str:
-    return _encode_cursor({"d": direction, "s": occ.slot.isoformat(), "i": occ.id})
-
-
 def _bad_cursor() -> ApiError:
     return ApiError(
         422,
@@ -256,37 +249,10 @@ def _bad_cursor() -> ApiError:
 def list_occurrences(request, ref: str, schedule_id: str, query: Query[PageQuery]):
     schedule = _schedule(request, ref, schedule_id)
     rows = ScheduleOccurrence.objects.filter(schedule=schedule)
-    newest_first = rows.order_by("-slot", "-id")
-    limit = query.limit
-    if query.cursor is None:
-        got = list(newest_first[: limit + 1])
-        page, more_older, more_newer = got[:limit], len(got) > limit, False
-    else:
-        data = _decode_cursor(query.cursor)
-        try:
-            direction, slot, occ_id = data["d"], datetime.fromisoformat(data["s"]), data["i"]
-            if (
-                direction not in ("next", "prev")
-                or slot.tzinfo is None
-                or not isinstance(occ_id, int)
-            ):
-                raise ValueError
-        except (KeyError, TypeError, ValueError):
-            raise _bad_cursor() from None
-        if direction == "next":
-            older = Q(slot__lt=slot) | Q(slot=slot, id__lt=occ_id)
-            got = list(newest_first.filter(older)[: limit + 1])
-            page, more_older, more_newer = got[:limit], len(got) > limit, True
-        else:
-            newer = Q(slot__gt=slot) | Q(slot=slot, id__gt=occ_id)
-            got = list(rows.filter(newer).order_by("slot", "id")[: limit + 1])
-            page, more_older, more_newer = got[:limit][::-1], True, len(got) > limit
-    page_info = {
-        "self": query.cursor,
-        "first": None,
-        "next": _occurrence_cursor("next", page[-1]) if page and more_older else None,
-        "prev": _occurrence_cursor("prev", page[0]) if page and more_newer else None,
-    }
+    try:
+        page, page_info = page_by(rows, "slot", query.cursor, query.limit)
+    except InvalidCursor:
+        raise _bad_cursor() from None
     return {"data": [store.occurrence_to_wire(o) for o in page], "page_info": page_info}
 
 
@@ -297,11 +263,14 @@ def list_occurrences(request, ref: str, schedule_id: str, query: Query[PageQuery
 )
 def list_schedule_runs(request, ref: str, schedule_id: str, query: Query[PageQuery]):
     schedule = _schedule(request, ref, schedule_id)
-    runs, page_info = _keyset_page(
-        Run.objects.filter(project=schedule.project, schedule_id=schedule.slug),
-        query.cursor,
-        query.limit,
-    )
+    try:
+        runs, page_info = page_of_runs(
+            Run.objects.filter(project=schedule.project, schedule_id=schedule.slug),
+            query.cursor,
+            query.limit,
+        )
+    except InvalidCursor:
+        raise _bad_cursor() from None
     return {"data": [run_to_wire(r) for r in runs], "page_info": page_info}
 
 

@@ -167,34 +167,40 @@ def parse_event_cursor(cursor: str) -> int:
     return int(number)
 
 
-def _stamp_token(stamp: datetime, key: Any) -> str:
-    delta = stamp - EPOCH
+def _stamp_token(kind: str, row: Any, field: str) -> str:
+    delta = getattr(row, field) - EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return _encode(f"k~{micros}~{key}")
+    return _encode(f"{kind}~{micros}~{row.pk}")
 
 
 def page_by(queryset: QuerySet, field: str, cursor: str | None, limit: int) -> tuple[list, dict]:
-    """Newest first by (`field`, pk), forward only: the ledgers beside runs (webhook deliveries,
-    notification attempts, schedule occurrences). Returns the page and its wire `page_info`."""
-    ordered = queryset.order_by(f"-{field}", "-pk")
+    """Newest first by (`field`, pk), for the ledgers beside runs (webhook deliveries,
+    notification attempts, schedule occurrences): the page a cursor names and its `page_info`.
+    Cursors: `o~<µs>~<pk>` for older rows, `n~<µs>~<pk>` for newer ones."""
+    direction = None
     if cursor is not None:
-        kind, _, rest = _decode(cursor).partition("~")
+        direction, _, rest = _decode(cursor).partition("~")
         micros, _, key = rest.partition("~")
-        if kind != "k" or not _MICROS.fullmatch(micros) or not 0 < len(key) <= 64:
+        if direction not in ("o", "n") or not _MICROS.fullmatch(micros) or not 0 < len(key) <= 64:
             raise InvalidCursor("not a page cursor")
         try:
             stamp = EPOCH + timedelta(microseconds=int(micros))
-            ordered = ordered.filter(
-                Q(**{f"{field}__lt": stamp}) | Q(**{field: stamp, "pk__lt": key})
-            )
+            if direction == "o":
+                edge = Q(**{f"{field}__lt": stamp}) | Q(**{field: stamp, "pk__lt": key})
+            else:
+                edge = Q(**{f"{field}__gt": stamp}) | Q(**{field: stamp, "pk__gt": key})
+            queryset = queryset.filter(edge)
         except (OverflowError, ValueError, ValidationError):
             raise InvalidCursor("not a page position") from None
-    rows = list(ordered[: limit + 1])
-    page = rows[:limit]
-    more = len(rows) > limit and page
+    if direction == "n":
+        rows = list(queryset.order_by(field, "pk")[: limit + 1])
+        page, more_older, more_newer = rows[:limit][::-1], True, len(rows) > limit
+    else:
+        rows = list(queryset.order_by(f"-{field}", "-pk")[: limit + 1])
+        page, more_older, more_newer = rows[:limit], len(rows) > limit, direction == "o"
     return page, {
         "self": cursor,
         "first": None,
-        "next": _stamp_token(getattr(page[-1], field), page[-1].pk) if more else None,
-        "prev": None,
+        "next": _stamp_token("o", page[-1], field) if page and more_older else None,
+        "prev": _stamp_token("n", page[0], field) if page and more_newer else None,
     }
