@@ -9,3 +9,7 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the Huey task in every process: web (to enqueue) and worker (to execute).
         from . import queue  # noqa: F401
+        from .orchestration import hooks  # noqa: F401
+
+        # A workflow run advances when one of its children ends.
+        hooks.register()

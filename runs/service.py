@@ -58,15 +58,9 @@ class CreateResult:
 def resolve_task(target: str) -> TaskDefinition:
     """The task a `task:<id>` target names, or TargetNotFound saying what exists."""
     if not isinstance(target, str) or not target.startswith("task:"):
-        if isinstance(target, str) and target.startswith("workflow:"):
-            raise RunError(
-                "workflow runs are not supported yet: only task:<id> targets can run",
-                errors=[FieldError("target", "workflow targets are not supported yet", "enum")],
-                code="workflows_unsupported",
-            )
         raise TargetNotFound(
-            f"target {target!r} must look like task:<id>",
-            errors=[FieldError("target", "must look like task:<id>", "pattern")],
+            f"target {target!r} must look like task:<id> or workflow:<id>",
+            errors=[FieldError("target", "must look like task:<id> or workflow:<id>", "pattern")],
         )
     task_id = target.removeprefix("task:")
     found = discover()
@@ -117,6 +111,22 @@ def create_run(
         if existing:
             return CreateResult(existing, duplicate=True)
 
+    if isinstance(target, str) and target.startswith("workflow:"):
+        from .orchestration.launch import create_workflow_run
+
+        return create_workflow_run(
+            project,
+            target=target,
+            input=input,
+            name=name,
+            public_id=public_id,
+            parent_run=parent_run,
+            timeout_seconds=timeout_seconds,
+            trigger_kind=trigger_kind,
+            trigger_id=trigger_id,
+            created_by=created_by,
+            metadata=metadata,
+        )
     definition = resolve_task(target)
     input = {} if input is None else input
     config = {} if config is None else config
@@ -206,11 +216,12 @@ def enqueue(run_id: str, *, task_id: str | None = None, delay: float | None = No
         log.exception("could not enqueue %s; the sweeper will pick it up", run_id)
 
 
-def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
+def _cancel_run_legacy(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
     """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
     if the run had already finished. A running run is stopped by its worker: this only records
     the request, and the worker ends the run as `cancelled`."""
     reason = reason[:500]
+    # (the stand-in lifecycle.cancel calls this until main's lifecycle lands)
     # Each step is conditional on the status it saw; if the run moved on in between (claimed,
     # retried, handed back), look again.
     for _ in range(10):
@@ -245,6 +256,19 @@ def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Ru
             return False, run
     run.refresh_from_db()
     return run.status == RunStatus.CANCELLED or run.cancelling, run
+
+
+def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
+    """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
+    if the run had already finished. A workflow run's cascade is its orchestrator's."""
+    from . import lifecycle
+
+    result = lifecycle.cancel(run, reason)
+    if result.run.kind == Run.Kind.WORKFLOW:
+        from .orchestration.queue import enqueue_advance
+
+        enqueue_advance(result.run.pk)
+    return result.accepted, result.run
 
 
 def rerun(

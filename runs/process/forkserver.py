@@ -192,8 +192,8 @@ def _kill_group(pid: int) -> None:
 
 
 def serve(path: str, tasks_dir: str, worker_pid: int) -> None:
-    from .child import die_with_parent, exit_code_of, spawn
     from ..definitions import TaskRegistry
+    from .child import die_with_parent, exit_code_of, spawn
 
     waiting: dict[int, socket.socket] = {}
 

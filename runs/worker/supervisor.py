@@ -27,10 +27,10 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import claim as engine
 from ..definitions import TaskDefinition
 from ..models import Run, RunEvent, RunStatus
 from ..process.forkserver import RemoteChild
+from . import claim as engine
 
 log = logging.getLogger(__name__)
 

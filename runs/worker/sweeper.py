@@ -15,8 +15,8 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from ..definitions import discover
-from .claim import backoff_delay, enqueue_next_in_line
 from ..models import Run, RunEvent, RunStatus
+from .claim import backoff_delay, enqueue_next_in_line
 
 log = logging.getLogger(__name__)
 

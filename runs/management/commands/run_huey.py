@@ -15,8 +15,8 @@ from django.conf import settings
 from huey.consumer import Consumer
 from huey.contrib.djhuey.management.commands.run_huey import Command as HueyCommand
 
-from runs.worker import claim as engine
 from runs.definitions import discover
+from runs.worker import claim as engine
 from runs.worker.sweeper import SweeperThread
 
 log = logging.getLogger("runs.worker")
