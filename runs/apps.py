@@ -7,9 +7,15 @@ class RunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the Huey task in every process: web (to enqueue) and worker (to execute).
-        from . import queue  # noqa: F401
-        from .orchestration import hooks  # noqa: F401
+        from . import lifecycle, queue
+        from .orchestration import hooks
+        from .orchestration import queue as workflow_queue  # noqa: F401  (its Huey task)
+        from .worker import claim
 
+        # The Huey task is declared in every process (web to enqueue, worker to execute); what it
+        # does is the worker's.
+        queue.set_executor(claim.execute)
+        # A run of a concurrency-limited task that leaves `running` frees a slot for the next.
+        lifecycle.on_release(claim.free_slot)
         # A workflow run advances when one of its children ends.
         hooks.register()

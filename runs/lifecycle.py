@@ -1,68 +1,164 @@
-"""TEMPORARY stand-in for the lead's runs/lifecycle.py (same names and signatures, the subset
-workflows use). When main's lifecycle lands, `git merge main` and take main's file whole."""
+"""The only writer of a run's status (and of `cancel_requested_at`).
+
+Every transition is one function: a conditional UPDATE whose row count is checked, plus its `run.*`
+event, in one transaction. The losing side of a race (two claims, a cancel against a retry, the
+sweeper against a late finish) gets False or None back, never an exception, and changes nothing.
+
+    create          (new)                    -> pending
+    claim           pending | due waiting    -> running       (a worker takes it)
+    start           pending                  -> running       (orchestrated runs: no process)
+    complete        running                  -> completed
+    fail            running | pending | waiting -> failed
+    retry_later     running                  -> waiting (retry), or cancelled if a cancel won
+    cancel          pending | waiting        -> cancelled     (at once)
+                    running                  -> running + cancel request (the worker acknowledges)
+    acknowledge_cancel  running              -> cancelled
+    settle_cancel_request  pending | waiting with a cancel request -> cancelled
+    hand_back       running                  -> pending       (planned shutdown; no attempt spent)
+    settle_lost     running (stale heartbeat) -> waiting (retry) | failed | cancelled
+    wait            running                  -> waiting (approval, event, sleep, child)
+    resume          waiting                  -> running
+
+Hooks, registered from outside so that this module imports none of their owners:
+- `on_terminal(fn, phase="in_transaction")`: inside the terminal transition's transaction (write
+  an outbox row there); a failing hook is rolled back to its savepoint, the transition stays.
+- `on_terminal(fn, phase="after_commit")`: after commit (advance a parent workflow, metrics).
+- `on_release(fn)`: after commit, whenever a run stops holding a worker slot (it left `running`
+  by any transition): frees a concurrency slot.
+A hook that fails is logged and never undoes the transition. After-commit work lost in a crash is
+found again by the sweeper.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .events import insert_events
 from .models import Run, RunEvent, RunStatus
+from .queue import enqueue
 
 log = logging.getLogger(__name__)
+
+EventRow = tuple[str, Any, datetime]  # (event_type, payload, created_at)
+Hook = Callable[[Run], None]
+Phase = Literal["in_transaction", "after_commit"]
+
 IDLE = (RunStatus.PENDING, RunStatus.WAITING)
-_TERMINAL = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
-_hooks: dict[str, list] = {"in_transaction": [], "after_commit": []}
-_release: list = []
 
 
 def error(message: Any, code: str, detail: Any = None) -> dict:
+    """The one shape of `Run.error`: message always a string, code always a non-empty string."""
     return {"message": str(message), "code": str(code or "error"), "detail": detail}
 
 
-def on_terminal(fn: Callable, phase: str = "after_commit") -> Callable:
-    if fn not in _hooks[phase]:
-        _hooks[phase].append(fn)
+# --- hooks ------------------------------------------------------------------------------------
+
+_terminal_hooks: dict[str, list[Hook]] = {"in_transaction": [], "after_commit": []}
+_release_hooks: list[Hook] = []
+
+
+def on_terminal(fn: Hook, phase: Phase = "after_commit") -> Hook:
+    """Call `fn(run)` whenever a run reaches completed, failed or cancelled."""
+    if phase not in _terminal_hooks:
+        raise ValueError(f"phase must be 'in_transaction' or 'after_commit', not {phase!r}")
+    if fn not in _terminal_hooks[phase]:
+        _terminal_hooks[phase].append(fn)
     return fn
 
 
-def on_release(fn: Callable) -> Callable:
-    if fn not in _release:
-        _release.append(fn)
+def on_release(fn: Hook) -> Hook:
+    """Call `fn(run)` after commit whenever a run leaves `running` (its worker slot is free)."""
+    if fn not in _release_hooks:
+        _release_hooks.append(fn)
     return fn
 
 
-def _move(run: Run, fields: dict, *, guard: Q, event, now: datetime) -> bool:
+def _call(fn: Hook, run: Run, what: str) -> None:
+    try:
+        fn(run)
+    except Exception:
+        log.exception("%s hook %s failed for %s", what, getattr(fn, "__qualname__", fn), run.pk)
+
+
+def _run_hooks(run: Run, *, terminal: bool, released: bool) -> None:
+    """Inside the transition's transaction, right after it was written."""
+    if terminal:
+        for fn in _terminal_hooks["in_transaction"]:
+            try:
+                with (
+                    transaction.atomic()
+                ):  # a savepoint: the hook's writes go, the transition stays
+                    fn(run)
+            except Exception:
+                log.exception("terminal hook %s failed for %s", fn.__qualname__, run.pk)
+    if (terminal and _terminal_hooks["after_commit"]) or (released and _release_hooks):
+
+        def after_commit() -> None:
+            if terminal:
+                for fn in _terminal_hooks["after_commit"]:
+                    _call(fn, run, "terminal")
+            if released:
+                for fn in _release_hooks:
+                    _call(fn, run, "release")
+
+        transaction.on_commit(after_commit)
+
+
+# --- the one writer -----------------------------------------------------------------------------
+
+
+def _move(
+    run: Run,
+    fields: dict[str, Any],
+    *,
+    guard: Q,
+    event: tuple[str, Any] | None,
+    events: Iterable[EventRow] = (),
+    now: datetime,
+    released: bool = False,
+) -> bool:
+    """One conditional UPDATE of `run` plus its events and hooks, in one transaction.
+
+    `guard` is what the row must still look like; 0 rows means another writer got there first,
+    and nothing is written. On success `run` carries the new values."""
     fields = {**fields, "updated_at": now}
     with transaction.atomic():
         if not Run.objects.filter(guard, pk=run.pk).update(**fields):
             return False
-        if event:
-            RunEvent.objects.create(run_id=run.pk, event_type=event[0], payload=event[1])
-        for k, v in fields.items():
-            setattr(run, k, v)
-        if run.status in _TERMINAL:
-            for fn in _hooks["in_transaction"]:
-                fn(run)
-
-            def after():
-                for fn in _hooks["after_commit"]:
-                    try:
-                        fn(run)
-                    except Exception:
-                        log.exception("hook failed")
-
-            transaction.on_commit(after)
+        rows = list(events)
+        if event is not None:
+            rows.append((event[0], event[1], now))
+        if rows:
+            insert_events(run.pk, rows)
+        for name, value in fields.items():
+            setattr(run, name, value)
+        _run_hooks(run, terminal=run.status in _TERMINAL, released=released)
     return True
 
 
+_TERMINAL = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
+
+
+def _owned(worker: str | None) -> Q:
+    guard = Q(status=RunStatus.RUNNING)
+    return guard & Q(worker=worker) if worker is not None else guard
+
+
+# --- create and claim ---------------------------------------------------------------------------
+
+
 def create(run: Run, *, task_id: str | None = None, enqueue_run: bool = True) -> None:
+    """Insert a new pending run and its `run.created` event; enqueue it once committed.
+
+    Raises IntegrityError when a run with the same public_id won a race (the caller decides)."""
     run.status = RunStatus.PENDING
     with transaction.atomic():
         run.save(force_insert=True)
@@ -77,12 +173,84 @@ def create(run: Run, *, task_id: str | None = None, enqueue_run: bool = True) ->
             created_at=run.created_at,
         )
         if enqueue_run:
-            from .service import enqueue
-
             transaction.on_commit(lambda: enqueue(run.pk, task_id=task_id))
 
 
+_CLAIM_SQL: str | None = None
+
+
+def claim(
+    run_id: str,
+    *,
+    worker: str,
+    now: datetime | None = None,
+    target: str | None = None,
+    concurrency_limit: int | None = None,
+) -> Run | None:
+    """pending (or due waiting) -> running for `worker`; None if it is not this worker's to run
+    (finished, cancelled, claimed by another worker, not due yet, or no free concurrency slot).
+
+    The `run.started` event is written by the worker with its first batch of output, which saves
+    a round trip per run; `started_at` is set here."""
+    now = now or timezone.now()
+    if not concurrency_limit:
+        return _claim_returning(run_id, worker, now)
+    with transaction.atomic():
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        if status not in IDLE:
+            return None
+        pick = _pick_within_limit(run_id, status, target, concurrency_limit)
+        if pick is None:
+            return None  # stays where it is; a run of this target leaving `running` frees a slot
+        return _claim_returning(
+            pick, worker, now, status=RunStatus.PENDING if pick != run_id else status
+        )
+
+
+def _claim_returning(run_id: str, worker: str, now: datetime, *, status: str | None = None):
+    """One round trip: a conditional UPDATE ... RETURNING. The row count is the arbiter: two
+    workers, a cancel and the sweeper may race for the same run, and exactly one UPDATE matches.
+    The ORM has no UPDATE ... RETURNING, hence raw SQL (PostgreSQL and SQLite >= 3.35)."""
+    global _CLAIM_SQL
+    if _CLAIM_SQL is None:
+        table = connection.ops.quote_name(Run._meta.db_table)
+        _CLAIM_SQL = (
+            f"UPDATE {table} SET status = %s, attempt = attempt + 1, "
+            "started_at = COALESCE(started_at, %s), worker = %s, heartbeat_at = %s, "
+            "waiting_reason = NULL, resume_at = NULL, updated_at = %s "
+            "WHERE id = %s AND cancel_requested_at IS NULL "
+            "AND (status = %s OR (status = %s AND (resume_at IS NULL OR resume_at <= %s))) "
+            "RETURNING *"
+        )
+    ts = connection.ops.adapt_datetimefield_value(now)
+    due = connection.ops.adapt_datetimefield_value(now + timedelta(seconds=1))
+    pending = status or RunStatus.PENDING
+    waiting = status or RunStatus.WAITING
+    params = [RunStatus.RUNNING, ts, worker, ts, ts, run_id, pending, waiting, due]
+    rows = list(Run.objects.raw(_CLAIM_SQL, params))
+    return rows[0] if rows else None
+
+
+def _pick_within_limit(run_id: str, status: str, target: str | None, limit: int) -> str | None:
+    """Under the target's lock: the run to start now (the oldest pending one), or None if full."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [target])
+    # (SQLite: the IMMEDIATE transaction already holds the database's write lock.)
+    if Run.objects.filter(target=target, status=RunStatus.RUNNING).count() >= limit:
+        return None
+    if status == RunStatus.WAITING:
+        return run_id
+    return (
+        Run.objects.filter(target=target, status=RunStatus.PENDING)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def start(run: Run) -> bool:
+    """pending -> running for a run that no worker process executes (a workflow run)."""
     now = timezone.now()
     return _move(
         run,
@@ -93,60 +261,312 @@ def start(run: Run) -> bool:
     )
 
 
-def complete(run: Run, output: Any, *, worker: str | None = None, **_) -> bool:
-    now = timezone.now()
-    return _move(
-        run,
-        {"status": RunStatus.COMPLETED, "completed_at": now, "output": output, "error": None},
-        guard=Q(status=RunStatus.RUNNING),
-        event=("run.completed", {"output": output}),
-        now=now,
+def heartbeat(run_id: str, worker: str) -> bool:
+    """Prove `worker` still runs `run_id`; False if the run was taken away from it."""
+    return bool(
+        Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, worker=worker).update(
+            heartbeat_at=timezone.now()
+        )
     )
 
 
-def fail(run: Run, err: dict, *, worker: str | None = None, **_) -> bool:
+# --- endings ------------------------------------------------------------------------------------
+
+
+def complete(
+    run: Run,
+    output: Any,
+    *,
+    worker: str | None = None,
+    fields: dict[str, Any] | None = None,
+    events: Iterable[EventRow] = (),
+) -> bool:
+    """running -> completed, with the worker's last events written in the same transaction."""
+    now = timezone.now()
+    return _move(
+        run,
+        {
+            **(fields or {}),
+            "status": RunStatus.COMPLETED,
+            "completed_at": now,
+            "output": output,
+            "error": None,
+            "heartbeat_at": None,
+        },
+        guard=_owned(worker),
+        event=("run.completed", {"output": output}),
+        events=events,
+        now=now,
+        released=True,
+    )
+
+
+def fail(
+    run: Run,
+    err: dict,
+    *,
+    worker: str | None = None,
+    fields: dict[str, Any] | None = None,
+    events: Iterable[EventRow] = (),
+) -> bool:
+    """-> failed. A running run must still be `worker`'s; an idle one (its task vanished before
+    it started) must still be in the status the caller saw."""
     now = timezone.now()
     idle = run.status in IDLE
     return _move(
         run,
         {
+            **(fields or {}),
             "status": RunStatus.FAILED,
             "completed_at": now,
             "error": err,
+            "heartbeat_at": None,
             "waiting_reason": None,
             "resume_at": None,
         },
-        guard=Q(status=run.status) if idle else Q(status=RunStatus.RUNNING),
+        guard=Q(status=run.status) if idle else _owned(worker),
         event=("run.failed", {"error": err}),
+        events=events,
         now=now,
+        released=not idle,
     )
+
+
+RetryOutcome = Literal["retrying", "cancelled", "lost"]
+
+
+def retry_later(
+    run: Run,
+    err: dict,
+    *,
+    worker: str,
+    delay: float,
+    fields: dict[str, Any] | None = None,
+    events: Iterable[EventRow] = (),
+) -> RetryOutcome:
+    """running -> waiting (retry) and a delayed message; a cancel that arrived meanwhile wins,
+    since cancellations are never retried: then the run ends cancelled."""
+    now = timezone.now()
+    events = list(events)
+    if _move(
+        run,
+        {**(fields or {}), **_retry_fields(run, err, delay, now), "heartbeat_at": None},
+        guard=_owned(worker) & Q(cancel_requested_at__isnull=True),
+        event=_retry_event(run, err, delay),
+        events=events,
+        now=now,
+        released=True,
+    ):
+        transaction.on_commit(lambda: enqueue(run.pk, task_id=run.task_id, delay=delay))
+        return "retrying"
+    reason = Run.objects.filter(_owned(worker), pk=run.pk).values_list("cancel_reason", flat=True)
+    if not reason.exists():
+        return "lost"
+    reason = f"{reason.first() or 'cancelled by request'} (before its retry)"
+    done = acknowledge_cancel(run, reason, worker=worker, fields=fields, events=events)
+    return "cancelled" if done else "lost"
+
+
+def _retry_fields(run: Run, err: dict, delay: float, now: datetime) -> dict[str, Any]:
+    resume_at = now + timedelta(seconds=delay)
+    return {
+        "status": RunStatus.WAITING,
+        "waiting_reason": "retry",
+        "resume_at": resume_at,
+        "error": err,
+        "metadata": {
+            **(run.metadata or {}),
+            "retry": {
+                "failed_attempt": run.attempt,
+                "resume_at": resume_at.isoformat(),
+                "reason": err.get("message"),
+            },
+        },
+    }
+
+
+def _retry_event(run: Run, err: dict, delay: float) -> tuple[str, dict]:
+    return (
+        "run.retrying",
+        {
+            "attempt": run.attempt + 1,
+            "failed_attempt": run.attempt,
+            "delay_seconds": round(delay, 3),
+            "error": err,
+        },
+    )
+
+
+# --- cancel -------------------------------------------------------------------------------------
 
 
 @dataclass
 class CancelResult:
-    accepted: bool
+    accepted: bool  # cancelled now, or a cancel is under way
     run: Run
 
 
 def cancel(run: Run, reason: str = "cancelled by user") -> CancelResult:
-    from . import service
+    """Stop a run: an idle run ends `cancelled` at once; a running one gets a cancel request that
+    its worker acknowledges (`acknowledge_cancel`). Not accepted if the run had already ended."""
+    reason = (reason or "cancelled by request")[:500]
+    # Each step is conditional on the status it saw; if the run moved on in between (claimed,
+    # retried, handed back), look again.
+    for _ in range(10):
+        status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        if status in IDLE:
+            run.status = status
+            if _cancel_idle(run, reason, request=True):
+                break
+        elif status == RunStatus.RUNNING:
+            now = timezone.now()
+            Run.objects.filter(
+                pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
+            ).update(cancel_requested_at=now, cancel_reason=reason, updated_at=now)
+            if Run.objects.filter(
+                pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=False
+            ).exists():
+                break
+        else:  # ended (or gone)
+            run.refresh_from_db()
+            return CancelResult(False, run)
+    run.refresh_from_db()
+    return CancelResult(run.status == RunStatus.CANCELLED or run.cancelling, run)
 
-    ok, run = service._cancel_run_legacy(run, reason=reason)
-    return CancelResult(ok, run)
 
-
-def acknowledge_cancel(run: Run, reason: str, *, worker: str | None = None, **_) -> bool:
+def _cancel_idle(run: Run, reason: str, *, request: bool) -> bool:
     now = timezone.now()
+    fields: dict[str, Any] = {
+        "status": RunStatus.CANCELLED,
+        "completed_at": now,
+        "waiting_reason": None,
+        "resume_at": None,
+        "error": error(reason, "cancelled"),
+    }
+    guard = Q(status=run.status)
+    if request:
+        fields.update(cancel_requested_at=now, cancel_reason=reason)
+    else:
+        guard &= Q(cancel_requested_at__isnull=False)
+    return _move(run, fields, guard=guard, event=("run.cancelled", {"reason": reason}), now=now)
+
+
+def settle_cancel_request(run: Run) -> bool:
+    """An idle run with a cancel request (one that raced a retry or a hand-back): workers no
+    longer claim it, so end it here."""
+    return _cancel_idle(run, run.cancel_reason or "cancelled by request", request=False)
+
+
+def acknowledge_cancel(
+    run: Run,
+    reason: str,
+    *,
+    worker: str | None = None,
+    fields: dict[str, Any] | None = None,
+    events: Iterable[EventRow] = (),
+    output: Any = None,
+) -> bool:
+    """running -> cancelled: the worker stopped the run it was asked to stop."""
+    now = timezone.now()
+    fields = {k: v for k, v in (fields or {}).items() if k not in _RETRY_ONLY}
     return _move(
         run,
-        {"status": RunStatus.CANCELLED, "completed_at": now, "error": error(reason, "cancelled")},
-        guard=Q(status=RunStatus.RUNNING),
+        {
+            **fields,
+            "status": RunStatus.CANCELLED,
+            "completed_at": now,
+            "output": output,
+            "error": error(reason, "cancelled"),
+            "heartbeat_at": None,
+        },
+        guard=_owned(worker),
         event=("run.cancelled", {"reason": reason}),
+        events=events,
         now=now,
+        released=True,
     )
 
 
+_RETRY_ONLY = ("waiting_reason", "resume_at", "metadata")
+
+
+# --- workers going away ---------------------------------------------------------------------------
+
+
+def hand_back(
+    run: Run, worker: str, reason: str, *, events: Iterable[EventRow] = ()
+) -> Literal["requeued", "cancelled", "lost"]:
+    """running -> pending without spending an attempt (a planned shutdown), and re-enqueue. A run
+    whose cancel was requested meanwhile ends `cancelled` instead."""
+    now = timezone.now()
+    events = list(events)
+    if _move(
+        run,
+        {
+            "status": RunStatus.PENDING,
+            "attempt": run.attempt - 1,
+            "worker": None,
+            "heartbeat_at": None,
+            "enqueued_at": now,
+        },
+        guard=_owned(worker) & Q(cancel_requested_at__isnull=True, attempt=run.attempt),
+        event=("run.requeued", {"reason": reason}),
+        events=events,
+        now=now,
+        released=True,
+    ):
+        transaction.on_commit(lambda: enqueue(run.pk, task_id=run.task_id))
+        return "requeued"
+    cancel_reason = (
+        Run.objects.filter(_owned(worker), pk=run.pk)
+        .values_list("cancel_reason", flat=True)
+        .first()
+    )
+    reason = f"{cancel_reason or 'cancelled by request'} (its worker shut down)"
+    if acknowledge_cancel(run, reason, worker=worker, events=events):
+        return "cancelled"
+    return "lost"
+
+
+def settle_lost(run: Run, *, retry_delay: float) -> str | None:
+    """A running run whose worker stopped heartbeating: cancelled if a cancel was requested,
+    retried if attempts are left, else failed `worker_lost`. Guarded by the worker and the
+    heartbeat the caller saw, so a late heartbeat (the worker was only slow) wins."""
+    now = timezone.now()
+    guard = Q(status=RunStatus.RUNNING, worker=run.worker, heartbeat_at=run.heartbeat_at)
+    beat = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
+    err = error(
+        f"the worker running this run stopped responding ({run.worker})",
+        "worker_lost",
+        f"no heartbeat since {beat}",
+    )
+    if run.cancel_requested_at is not None:
+        reason = f"{run.cancel_reason or 'cancelled by request'} (its worker was lost)"
+        fields = {
+            "status": RunStatus.CANCELLED,
+            "completed_at": now,
+            "error": error(reason, "cancelled"),
+        }
+        event = ("run.cancelled", {"reason": reason})
+    elif run.attempt <= run.backoff_limit:
+        fields = _retry_fields(run, err, retry_delay, now)
+        event = _retry_event(run, err, retry_delay)
+    else:
+        fields = {"status": RunStatus.FAILED, "completed_at": now, "error": err}
+        event = ("run.failed", {"error": err})
+    fields["heartbeat_at"] = None
+    if not _move(run, fields, guard=guard, event=event, now=now, released=True):
+        return None
+    if fields["status"] == RunStatus.WAITING:
+        transaction.on_commit(lambda: enqueue(run.pk, task_id=run.task_id, delay=retry_delay))
+    return fields["status"]
+
+
+# --- waiting (workflows: approvals, events, timers, children) -------------------------------------
+
+
 def wait(run: Run, reason: str, resume_at: datetime | None = None) -> bool:
+    """running -> waiting for `reason` (approval, event, sleep, child), until `resume_at` if set."""
     now = timezone.now()
     return _move(
         run,
@@ -157,10 +577,12 @@ def wait(run: Run, reason: str, resume_at: datetime | None = None) -> bool:
             {"reason": reason, "resume_at": resume_at.isoformat() if resume_at else None},
         ),
         now=now,
+        released=run.worker is not None,
     )
 
 
 def resume(run: Run) -> bool:
+    """waiting -> running (what it waited for arrived)."""
     now = timezone.now()
     reason = run.waiting_reason
     return _move(

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
+from . import lifecycle
 from .definitions import TaskDefinition, discover
-from .models import Project, Run, RunEvent, RunStatus
+from .models import Project, Run
 from .validation import (
     MAX_BACKOFF_LIMIT,
     MAX_TIMEOUT_SECONDS,
@@ -177,19 +178,7 @@ def create_run(
         enqueued_at=now,
     )
     try:
-        with transaction.atomic():
-            run.save(force_insert=True)
-            RunEvent.objects.create(
-                run=run,
-                event_type="run.created",
-                payload={
-                    "target": run.target,
-                    "trigger_kind": run.trigger_kind,
-                    "created_by": created_by,
-                },
-                created_at=now,
-            )
-            transaction.on_commit(lambda: enqueue(run.id, task_id=definition.id))
+        lifecycle.create(run, task_id=definition.id)
     except IntegrityError:
         # Two creates with one public_id raced; the other one won.
         existing = (
@@ -201,68 +190,11 @@ def create_run(
     return CreateResult(run, duplicate=False, definition=definition)
 
 
-def enqueue(run_id: str, *, task_id: str | None = None, delay: float | None = None) -> None:
-    """Hand a run to the queue. A failure here is logged, not raised: the sweeper re-enqueues.
-
-    The task id rides along so that a worker can claim the run without reading it first."""
-    from .queue import execute_run
-
-    try:
-        if delay:
-            execute_run.schedule((run_id, task_id), delay=delay)
-        else:
-            execute_run(run_id, task_id)
-    except Exception:
-        log.exception("could not enqueue %s; the sweeper will pick it up", run_id)
-
-
-def _cancel_run_legacy(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
-    """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
-    if the run had already finished. A running run is stopped by its worker: this only records
-    the request, and the worker ends the run as `cancelled`."""
-    reason = reason[:500]
-    # (the stand-in lifecycle.cancel calls this until main's lifecycle lands)
-    # Each step is conditional on the status it saw; if the run moved on in between (claimed,
-    # retried, handed back), look again.
-    for _ in range(10):
-        now = timezone.now()
-        status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
-        if status in (RunStatus.PENDING, RunStatus.WAITING):
-            with transaction.atomic():
-                if Run.objects.filter(pk=run.pk, status=status).update(
-                    status=RunStatus.CANCELLED,
-                    cancel_requested_at=now,
-                    cancel_reason=reason,
-                    completed_at=now,
-                    waiting_reason=None,
-                    resume_at=None,
-                    error={"message": reason, "code": "cancelled", "detail": None},
-                    updated_at=now,
-                ):
-                    RunEvent.objects.create(
-                        run_id=run.pk, event_type="run.cancelled", payload={"reason": reason}
-                    )
-                    break
-        elif status == RunStatus.RUNNING:
-            Run.objects.filter(
-                pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
-            ).update(cancel_requested_at=now, cancel_reason=reason, updated_at=now)
-            if Run.objects.filter(
-                pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=False
-            ).exists():
-                break
-        else:  # finished (or gone)
-            run.refresh_from_db()
-            return False, run
-    run.refresh_from_db()
-    return run.status == RunStatus.CANCELLED or run.cancelling, run
 
 
 def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
     """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
     if the run had already finished. A workflow run's cascade is its orchestrator's."""
-    from . import lifecycle
-
     result = lifecycle.cancel(run, reason)
     if result.run.kind == Run.Kind.WORKFLOW:
         from .orchestration.queue import enqueue_advance

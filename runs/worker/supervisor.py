@@ -3,7 +3,7 @@
 The Supervisor reads the child's stdout, stderr and event pipes, turns them into RunEvent rows in
 time- and size-bounded batches, looks for cancel requests, heartbeats, enforces the timeout and
 the shutdown deadline, and kills the child's whole process group when it has to. It ends with one
-conditional UPDATE guarded by the worker's name, so a run the sweeper took away is never touched.
+lifecycle transition guarded by the worker's name, so a run the sweeper took away is never touched.
 
 Whatever goes wrong here (a database outage, a task writing garbage into its pipes), the child is
 killed before the Supervisor lets go of it: an unsupervised process could run beside a retry.
@@ -20,14 +20,15 @@ import signal
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
 from json.encoder import encode_basestring_ascii as encode_json_string
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from .. import lifecycle
 from ..definitions import TaskDefinition
+from ..events import RawJSON, insert_events, scrub
 from ..models import Run, RunEvent, RunStatus
 from ..process.forkserver import RemoteChild
 from . import claim as engine
@@ -73,27 +74,6 @@ class LogTail:
             marker = f"[... {self.dropped_bytes} earlier bytes of output truncated; the event log has every line ...]\n"
             return marker + body
         return body
-
-
-class RawJSON(str):
-    """A payload already encoded as JSON (log lines: encoded once, by the C encoder)."""
-
-
-def scrub(value):
-    """`value` with what no database stores replaced: NUL, and lone surrogates, in any string."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            value = value.replace("\x00", "\ufffd")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", "replace").decode("utf-8")
-        return value
-    if isinstance(value, dict):
-        return {scrub(k): scrub(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return value
 
 
 class EventWriter(threading.Thread):
@@ -206,11 +186,6 @@ class Supervisor:
             )
             if self.writer is not None:
                 self.writer.close(abandon=True)
-        finally:
-            if self.definition.concurrency_limit:
-                engine.enqueue_next_in_line(
-                    self.definition.target, self.definition.concurrency_limit
-                )
 
     def _watch(self, child: RemoteChild) -> None:
         sel = selectors.DefaultSelector()
@@ -339,9 +314,7 @@ class Supervisor:
             )
             beat = None
             if now >= self.next_heartbeat and row is not None and row[1] == self.name:
-                beat = Run.objects.filter(
-                    pk=self.run_obj.pk, status=RunStatus.RUNNING, worker=self.name
-                ).update(heartbeat_at=timezone.now())
+                beat = lifecycle.heartbeat(self.run_obj.pk, self.name)
                 self.next_heartbeat = now + settings.STUDIO_HEARTBEAT_SECONDS
         except DatabaseError:
             connection.close()  # reconnect on the next check
@@ -355,7 +328,7 @@ class Supervisor:
                 self._kill("lost")
             return
         self.last_contact = now
-        if row is None or row[0] != RunStatus.RUNNING or row[1] != self.name or beat == 0:
+        if row is None or row[0] != RunStatus.RUNNING or row[1] != self.name or beat is False:
             self._kill("lost")
             return
         if row[2] is not None and not self.cancel_seen:
@@ -395,7 +368,7 @@ class Supervisor:
         if message.get("t") == "result":
             error = message.get("error")
             if error is not None and not isinstance(error, dict):
-                message["error"] = {"message": str(error), "code": "task_error", "detail": None}
+                message["error"] = lifecycle.error(error, "task_error")
             self.result = scrub(message)
         elif message.get("t") == "event":
             event_type = message.get("type")
@@ -484,80 +457,84 @@ class Supervisor:
             self.kill_reason = None  # the task had returned already: its result stands
         if self.kill_reason == "shutdown":
             self._flush()
-            engine.hand_back(run, self.name, reason="the worker shut down before the run finished")
+            lifecycle.hand_back(run, self.name, "the worker shut down before the run finished")
             return
-        now = timezone.now()
         result = self.result or {}
         fields = {
             "logs": self.logs.text(),
             "exit_code": self.exit_code,
             "duration_ms": self.duration_ms,
-            "heartbeat_at": None,
-            "updated_at": now,
         }
+        events = self._final_events()
         if self.cancel_seen:
             reason = self.cancel_reason
             if self.kill_reason == "cancel":
                 reason += (
                     f"; stopped after the {settings.STUDIO_CANCEL_GRACE_SECONDS:g}s grace period"
                 )
-            self._write_end(
-                {**fields, **self._cancelled_fields(reason, now, result)},
-                [("run.cancelled", {"reason": reason})],
+            done = lifecycle.acknowledge_cancel(
+                run,
+                reason,
+                worker=self.name,
+                fields=fields,
+                events=events,
+                output=result.get("output"),
             )
         elif self.kill_reason is None and result.get("ok"):
-            fields.update(
-                status=RunStatus.COMPLETED,
-                completed_at=now,
-                output=result.get("output"),
-                error=None,
+            done = lifecycle.complete(
+                run, result.get("output"), worker=self.name, fields=fields, events=events
             )
-            self._write_end(fields, [("run.completed", {"output": result.get("output")})])
         else:
             error = self._failure(result)
             if run.attempt <= run.backoff_limit:
-                self._retry(fields, error)
-                return
-            fields.update(
-                status=RunStatus.FAILED, completed_at=now, error=error, output=result.get("output")
-            )
-            self._write_end(fields, [("run.failed", {"error": error})])
+                delay = engine.backoff_delay(run.attempt)
+                done = "lost" != lifecycle.retry_later(
+                    run, error, worker=self.name, delay=delay, fields=fields, events=events
+                )
+            else:
+                fields["output"] = result.get("output")
+                done = lifecycle.fail(run, error, worker=self.name, fields=fields, events=events)
+        if done:
+            self.buffer = []
+        else:
+            log.warning("%s changed hands before it could be finished; result dropped", run.pk)
 
-    @staticmethod
-    def _cancelled_fields(reason: str, now, result: dict) -> dict:
-        return {
-            "status": RunStatus.CANCELLED,
-            "completed_at": now,
-            "output": result.get("output"),
-            "error": {"message": reason, "code": "cancelled", "detail": None},
-        }
+    def _final_events(self) -> list:
+        """What is still buffered, and a note of dropped events, for the final write."""
+        rows = list(self.buffer)
+        if self.dropped:
+            dropped = {
+                "dropped": sum(self.dropped.values()),
+                "by_type": dict(self.dropped),
+                "limit": self.max_events,
+            }
+            rows.append(("events.dropped", dropped, timezone.now()))
+        return rows
 
     def _failure(self, result: dict) -> dict:
         exit_code = self.exit_code
         if self.spawn_error:
-            return {"message": self.spawn_error, "code": "spawn_failed", "detail": None}
+            return lifecycle.error(self.spawn_error, "spawn_failed")
         if self.internal_error:
-            return {
-                "message": f"Studio could not supervise the run: {self.internal_error}",
-                "code": "internal_error",
-                "detail": None,
-            }
+            return lifecycle.error(
+                f"Studio could not supervise the run: {self.internal_error}", "internal_error"
+            )
         if self.kill_reason == "timeout":
             limit = self.run_obj.timeout_seconds
-            return {
-                "message": f"the run exceeded its timeout of {limit}s and was stopped",
-                "code": "timeout",
-                "detail": None,
-            }
+            return lifecycle.error(
+                f"the run exceeded its timeout of {limit}s and was stopped", "timeout"
+            )
         if result.get("error"):
-            return result["error"]
+            err = result["error"]
+            return lifecycle.error(
+                err.get("message", ""), err.get("code") or "task_error", err.get("detail")
+            )
         if self.oversized_messages:
-            return {
-                "message": f"the task produced a result or event larger than {MAX_MESSAGE_BYTES // 2**20} MiB; "
+            return lifecycle.error(
+                f"the task produced a result or event larger than {MAX_MESSAGE_BYTES // 2**20} MiB; "
                 "it was dropped",
-                "code": "output_too_large",
-                "detail": None,
-            }
+                "output_too_large",
+            )
         if exit_code is None:
             message = "the task process was lost with its fork server (killed from outside Studio?)"
         elif exit_code > 128:
@@ -572,117 +549,4 @@ class Supervisor:
                 message += " (out of memory, or killed from outside Studio)"
         else:
             message = f"the task process exited with code {exit_code} before returning"
-        return {"message": message, "code": "process_died", "detail": None}
-
-    def _retry(self, fields: dict, error: dict) -> None:
-        run = self.run_obj
-        delay = engine.backoff_delay(run.attempt)
-        resume_at = timezone.now() + timedelta(seconds=delay)
-        fields.update(
-            status=RunStatus.WAITING,
-            waiting_reason="retry",
-            resume_at=resume_at,
-            error=error,
-            metadata={
-                **(run.metadata or {}),
-                "retry": {
-                    "failed_attempt": run.attempt,
-                    "resume_at": resume_at.isoformat(),
-                    "reason": error.get("message"),
-                },
-            },
-        )
-        event = (
-            "run.retrying",
-            {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error},
-        )
-        if self._write_end(fields, [event], unless_cancelled=True):
-            from ..service import enqueue
-
-            enqueue(run.pk, task_id=self.definition.id, delay=delay)
-
-    def _write_end(
-        self, fields: dict, events: list[tuple[str, dict]], *, unless_cancelled: bool = False
-    ) -> bool:
-        """The final write: remaining events, the run's new state and its terminal event(s), in
-        one transaction guarded by this worker's ownership of the run. With `unless_cancelled`
-        (a retry), a cancel that arrived meanwhile wins: cancellations are never retried."""
-        run = self.run_obj
-        now = timezone.now()
-        if self.dropped:
-            dropped = {
-                "dropped": sum(self.dropped.values()),
-                "by_type": dict(self.dropped),
-                "limit": self.max_events,
-            }
-            events = [("events.dropped", dropped), *events]
-        batch = [*self.buffer, *((t, p, now) for t, p in events)]
-        owned = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=self.name)
-        with transaction.atomic():
-            guarded = owned.filter(cancel_requested_at__isnull=True) if unless_cancelled else owned
-            if guarded.update(**fields):
-                insert_events(run.pk, batch)
-                self.buffer = []
-                return True
-        if unless_cancelled:
-            row = owned.values_list("cancel_reason", flat=True).first()
-            if owned.exists():
-                reason = f"{row or 'cancelled by request'} (before its retry)"
-                cancelled = {**fields, **self._cancelled_fields(reason, now, self.result or {})}
-                for key in ("waiting_reason", "resume_at", "metadata"):
-                    cancelled.pop(key, None)
-                self._write_end(cancelled, [("run.cancelled", {"reason": reason})])
-                return False
-        log.warning("%s changed hands before it could be finished; result dropped", run.pk)
-        return False
-
-
-def _to_json(payload) -> str:
-    return payload if isinstance(payload, RawJSON) else json.dumps(payload, default=str)
-
-
-def _copy_text(value: str) -> str:
-    """Escape a value for COPY's text format (JSON already escapes tabs and newlines)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    return value
-
-
-def insert_events(run_id: str, rows: list[tuple[str, object, object]]) -> None:
-    """Append (event_type, payload, created_at) rows to a run's stream, in order, fast.
-
-    The hot path for chatty tasks: one COPY block on PostgreSQL, one executemany in one
-    transaction on SQLite, instead of a model instance per line. Rows go in in order, so their
-    event ids follow it.
-    """
-    table = connection.ops.quote_name(RunEvent._meta.db_table)
-    last_at, stamp = None, ""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            lines = []
-            for event_type, payload, created_at in rows:
-                if created_at is not last_at:
-                    last_at, stamp = created_at, created_at.isoformat()
-                lines.append(
-                    f"{run_id}\t{_copy_text(event_type)}\t{_copy_text(_to_json(payload))}\t{stamp}\n"
-                )
-            sql = f"COPY {table} (run_id, event_type, payload, created_at) FROM STDIN"
-            with cursor.cursor.copy(sql) as copy:
-                copy.write("".join(lines))
-        else:
-            adapt = connection.ops.adapt_datetimefield_value
-            params = []
-            for event_type, payload, created_at in rows:
-                if created_at is not last_at:
-                    last_at, stamp = created_at, adapt(created_at)
-                params.append((run_id, event_type, _to_json(payload), stamp))
-            with transaction.atomic():  # in autocommit, executemany would commit every row
-                cursor.executemany(
-                    f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES (%s, %s, %s, %s)",
-                    params,
-                )
+        return lifecycle.error(message, "process_died")

@@ -1,6 +1,6 @@
 """Finds runs that transport or a worker lost, and puts them right. Runs in every consumer.
 
-Every change is a conditional UPDATE, so any number of sweepers (one per worker host) and live
+Every change is a lifecycle transition (a conditional UPDATE), so any number of sweepers (one per worker host) and live
 workers can race without harm.
 """
 
@@ -11,12 +11,13 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 from django.utils import timezone
 
-from ..definitions import discover
-from ..models import Run, RunEvent, RunStatus
-from .claim import backoff_delay, enqueue_next_in_line
+from .. import lifecycle
+from ..models import Run, RunStatus
+from ..queue import enqueue
+from .claim import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -33,112 +34,28 @@ def sweep() -> dict[str, int]:
 def _cancel_requested_idle_runs() -> int:
     """Pending or waiting runs with a cancel request (a cancel that raced a retry or a
     hand-back): workers no longer claim them, so end them here."""
-    count = 0
-    for pk, status, reason in Run.objects.filter(
-        status__in=[RunStatus.PENDING, RunStatus.WAITING], cancel_requested_at__isnull=False
-    ).values_list("pk", "status", "cancel_reason")[:500]:
-        now = timezone.now()
-        reason = reason or "cancelled by request"
-        with transaction.atomic():
-            if Run.objects.filter(pk=pk, status=status).update(
-                status=RunStatus.CANCELLED,
-                completed_at=now,
-                updated_at=now,
-                waiting_reason=None,
-                resume_at=None,
-                error={"message": reason, "code": "cancelled", "detail": None},
-            ):
-                RunEvent.objects.create(
-                    run_id=pk, event_type="run.cancelled", payload={"reason": reason}
-                )
-                count += 1
-    return count
+    return sum(
+        lifecycle.settle_cancel_request(run)
+        for run in Run.objects.filter(
+            status__in=lifecycle.IDLE, cancel_requested_at__isnull=False
+        ).only("pk", "status", "cancel_reason", "target", "project_id", "parent_run_id")[:500]
+    )
 
 
 def _reap_lost_runs() -> int:
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.STUDIO_WORKER_LOST_SECONDS)
+    stale = timezone.now() - timedelta(seconds=settings.STUDIO_WORKER_LOST_SECONDS)
     count = 0
-    for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale).only(
-        "pk",
-        "target",
-        "worker",
-        "attempt",
-        "backoff_limit",
-        "cancel_requested_at",
-        "metadata",
-        "heartbeat_at",
-    ):
-        count += _settle_lost(run, now)
+    for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale):
+        status = lifecycle.settle_lost(run, retry_delay=backoff_delay(run.attempt))
+        if status is not None:
+            log.warning("%s: worker %s lost; run is now %s", run.pk, run.worker, status)
+            count += 1
     return count
-
-
-def _settle_lost(run: Run, now) -> int:
-    from ..service import enqueue
-
-    guard = {
-        "pk": run.pk,
-        "status": RunStatus.RUNNING,
-        "worker": run.worker,
-        "heartbeat_at": run.heartbeat_at,
-    }
-    error = {
-        "message": f"the worker running this run stopped responding ({run.worker})",
-        "code": "worker_lost",
-        "detail": f"no heartbeat since {run.heartbeat_at.isoformat()}",
-    }
-    if run.cancel_requested_at is not None:
-        reason = f"{run.cancel_reason or 'cancelled by request'} (its worker was lost)"
-        fields = {
-            "status": RunStatus.CANCELLED,
-            "completed_at": now,
-            "error": {"message": reason, "code": "cancelled", "detail": None},
-        }
-        event = ("run.cancelled", {"reason": reason})
-        delay = None
-    elif run.attempt <= run.backoff_limit:
-        delay = backoff_delay(run.attempt)
-        resume_at = now + timedelta(seconds=delay)
-        fields = {
-            "status": RunStatus.WAITING,
-            "waiting_reason": "retry",
-            "resume_at": resume_at,
-            "error": error,
-            "metadata": {
-                **(run.metadata or {}),
-                "retry": {
-                    "failed_attempt": run.attempt,
-                    "resume_at": resume_at.isoformat(),
-                    "reason": error["message"],
-                },
-            },
-        }
-        event = (
-            "run.retrying",
-            {"attempt": run.attempt + 1, "delay_seconds": round(delay, 3), "error": error},
-        )
-    else:
-        fields = {"status": RunStatus.FAILED, "completed_at": now, "error": error}
-        event = ("run.failed", {"error": error})
-        delay = None
-    with transaction.atomic():
-        if not Run.objects.filter(**guard).update(**fields, heartbeat_at=None, updated_at=now):
-            return 0
-        RunEvent.objects.create(run_id=run.pk, event_type=event[0], payload=event[1])
-    log.warning("%s: worker %s lost; run is now %s", run.pk, run.worker, fields["status"])
-    if delay is not None:
-        enqueue(run.pk, delay=delay)
-    definition = discover().get(run.target.removeprefix("task:"))
-    if definition is not None and definition.concurrency_limit:
-        enqueue_next_in_line(definition.target, definition.concurrency_limit)  # its slot is free
-    return 1
 
 
 def _requeue_forgotten_runs() -> int:
     """Pending runs (and retries past due) that no queue message seems to stand for."""
     from huey.contrib.djhuey import HUEY
-
-    from ..service import enqueue
 
     now = timezone.now()
     after = timedelta(seconds=settings.STUDIO_REQUEUE_AFTER_SECONDS)

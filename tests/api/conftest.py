@@ -17,7 +17,7 @@ def enqueued(request, monkeypatch) -> list[str]:
     """Runs handed to the queue. Tests without a real worker keep the queue out of it."""
     calls: list[str] = []
     if "worker" not in request.fixturenames:
-        monkeypatch.setattr("runs.service.enqueue", lambda run_id, **kw: calls.append(run_id))
+        monkeypatch.setattr("runs.lifecycle.enqueue", lambda run_id, **kw: calls.append(run_id))
     return calls
 
 

@@ -82,5 +82,5 @@ def enqueued(request, monkeypatch) -> list[str]:
     """Runs handed to the queue. Without a real worker the queue is kept out of it."""
     calls: list[str] = []
     if "worker" not in request.fixturenames and "live_worker" not in request.fixturenames:
-        monkeypatch.setattr("runs.service.enqueue", lambda run_id, **kw: calls.append(run_id))
+        monkeypatch.setattr("runs.lifecycle.enqueue", lambda run_id, **kw: calls.append(run_id))
     return calls

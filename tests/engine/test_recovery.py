@@ -6,6 +6,7 @@ import pytest
 from huey.contrib.djhuey import HUEY
 
 from runs import service
+from runs.queue import enqueue
 from runs.models import Run, RunEvent
 from tests.workers import wait_for
 
@@ -72,8 +73,8 @@ def test_two_workers_never_execute_the_same_attempt_twice(start_test_worker, cre
     path = tmp_path / "executions.txt"
     runs = [create("counter", input={"path": str(path)}) for _ in range(20)]
     for run in runs:  # every message three times over: duplicates must be harmless
-        service.enqueue(run.pk)
-        service.enqueue(run.pk)
+        enqueue(run.pk)
+        enqueue(run.pk)
     start_test_worker(workers=4)
     start_test_worker(workers=4)
     for run in runs:

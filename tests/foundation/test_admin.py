@@ -27,7 +27,7 @@ def shipped_tasks(settings):
 @pytest.fixture
 def enqueued(monkeypatch) -> list[str]:
     calls: list[str] = []
-    monkeypatch.setattr("runs.service.enqueue", lambda run_id, **kw: calls.append(run_id))
+    monkeypatch.setattr("runs.lifecycle.enqueue", lambda run_id, **kw: calls.append(run_id))
     return calls
 
 
