@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from .. import lifecycle
 from ..models import Run, RunStatus
+from ..orchestration.sweeper import sweep_workflows
 from ..queue import enqueue
 from .claim import backoff_delay
 
@@ -28,6 +29,7 @@ def sweep() -> dict[str, int]:
         "lost": _reap_lost_runs(),
         "cancelled": _cancel_requested_idle_runs(),
         "requeued": _requeue_forgotten_runs(),
+        "workflows": sweep_workflows(),
     }
 
 
