@@ -101,6 +101,7 @@ def create_run(
     trigger_id: str | None = None,
     created_by: str | None = None,
     metadata: dict | None = None,
+    start_mode: str | None = None,
 ) -> CreateResult:
     """Validate, store a pending run with its `run.created` event, and enqueue it after commit.
 
@@ -127,6 +128,7 @@ def create_run(
             trigger_id=trigger_id,
             created_by=created_by,
             metadata=metadata,
+            start_mode=start_mode,
         )
     definition = resolve_task(target)
     input = {} if input is None else input
@@ -174,6 +176,7 @@ def create_run(
         trigger_id=trigger_id,
         created_by=created_by,
         metadata=metadata or {},
+        start_mode=start_mode,
         created_at=now,
         enqueued_at=now,
     )
@@ -190,8 +193,6 @@ def create_run(
     return CreateResult(run, duplicate=False, definition=definition)
 
 
-
-
 def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
     """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
     if the run had already finished. A workflow run's cascade is its orchestrator's."""
@@ -204,9 +205,25 @@ def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Ru
 
 
 def rerun(
-    run: Run, *, created_by: str | None = None, trigger_kind: str = Run.Trigger.MANUAL
+    run: Run,
+    *,
+    created_by: str | None = None,
+    trigger_kind: str = Run.Trigger.MANUAL,
+    from_failed: bool = False,
 ) -> CreateResult:
-    """A new run of the same target with the same input and config."""
+    """A new run of the same target with the same input and config. A workflow run may re-run
+    from its failed step: steps that completed with the same target and input are reused."""
+    if run.kind == Run.Kind.WORKFLOW:
+        from .orchestration.actions import rerun_workflow
+
+        return rerun_workflow(
+            run, from_failed=from_failed, created_by=created_by, trigger_kind=trigger_kind
+        )
+    if from_failed:
+        raise RunError(
+            "only a workflow run can re-run from its failed step",
+            errors=[FieldError("from", "only for workflow runs", "enum")],
+        )
     return create_run(
         run.project,
         target=run.target,

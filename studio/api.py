@@ -22,6 +22,7 @@ from ninja.security import HttpBearer
 
 from runs.api import ApiError
 from runs.api import router as runs_router
+from runs.api.workflows import router as workflows_router
 from runs.models import ApiToken
 
 log = logging.getLogger("runs.api")
@@ -119,6 +120,7 @@ api = StudioAPI(
     auth=TokenAuth(),
 )
 api.add_router("/", runs_router)
+api.add_router("/", workflows_router)
 
 
 @api.exception_handler(ApiError)

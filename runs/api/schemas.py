@@ -82,9 +82,15 @@ class TaskRequest(StrictSchema):
 
 class WorkflowRequest(StrictSchema):
     workflow_id: Text255
-    target: Text255 | None = None
-    input: StoredJsonObject | None = None
+    target: Text255 | None = Field(None, description="`workflow:<workflow_id>` or absent.")
+    input: StoredJsonObject | None = Field(
+        None, description="Validated against the workflow's input_schema."
+    )
     start_mode: Text255 | None = None
+    # Sent by the Veryfront SDK; Studio runs everything on its own workers and ignores them.
+    runtime_target_kind: Text255 | None = None
+    runtime_target_environment_id: Text255 | None = None
+    runtime_target_branch_id: Text255 | None = None
 
 
 class _CreateRunBase(StrictSchema):
@@ -106,6 +112,13 @@ class CreateWorkflowRun(_CreateRunBase):
 
 
 CreateRunIn = Annotated[CreateTaskRun | CreateWorkflowRun, Field(discriminator="kind")]
+
+
+class RerunIn(StrictSchema):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: Literal["failed"] | None = Field(
+        None, alias="from", description='"failed": reuse the steps a workflow run completed.'
+    )
 
 
 # --- Query parameters -------------------------------------------------------------------------
@@ -145,6 +158,7 @@ class RunFilters(Schema):
     kind: RunKind | None = None
     trigger_kind: TriggerKind | None = None
     parent_run_id: QueryText | None = None
+    root_only: bool | None = Field(None, description="Only runs without a parent run.")
     created_after: IsoDateTime | None = Field(None, description="ISO 8601; naive means UTC.")
     created_before: IsoDateTime | None = Field(None, description="ISO 8601; naive means UTC.")
 
@@ -165,6 +179,8 @@ class RunFilters(Schema):
             value = getattr(self, name)
             if value is not None:
                 runs = runs.filter(**{name: value})
+        if self.root_only:
+            runs = runs.filter(parent_run__isnull=True)
         if self.created_after is not None:
             runs = runs.filter(created_at__gt=self.created_after)
         if self.created_before is not None:

@@ -6,81 +6,162 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0002_run_cancel_reason'),
+        ("runs", "0002_run_cancel_reason"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WorkflowGraph',
+            name="WorkflowGraph",
             fields=[
-                ('run', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='workflow_graph', serialize=False, to='runs.run')),
-                ('graph', models.JSONField()),
+                (
+                    "run",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="workflow_graph",
+                        serialize=False,
+                        to="runs.run",
+                    ),
+                ),
+                ("graph", models.JSONField()),
             ],
         ),
         migrations.CreateModel(
-            name='WorkflowApproval',
+            name="WorkflowApproval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step_id', models.CharField(max_length=100)),
-                ('message', models.TextField(blank=True, default='')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('expired', 'Expired')], default='pending', max_length=16)),
-                ('requested_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('decided_by', models.CharField(blank=True, max_length=150, null=True)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('comment', models.TextField(blank=True, default='')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='approvals', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step_id", models.CharField(max_length=100)),
+                ("message", models.TextField(blank=True, default="")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("expired", "Expired"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("requested_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("decided_by", models.CharField(blank=True, max_length=150, null=True)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("comment", models.TextField(blank=True, default="")),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="approvals",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['requested_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'step_id'), name='workflowapproval_unique_step')],
+                "ordering": ["requested_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("run", "step_id"), name="workflowapproval_unique_step"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WorkflowSignal',
+            name="WorkflowSignal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(max_length=200)),
-                ('payload', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('consumed_by_step', models.CharField(blank=True, max_length=100, null=True)),
-                ('consumed_at', models.DateTimeField(blank=True, null=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='signals', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event", models.CharField(max_length=200)),
+                ("payload", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("consumed_by_step", models.CharField(blank=True, max_length=100, null=True)),
+                ("consumed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="signals",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['run', 'event', 'id'], name='workflowsignal_run_event')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["run", "event", "id"], name="workflowsignal_run_event")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WorkflowStep',
+            name="WorkflowStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step_id', models.CharField(max_length=100)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('kind', models.CharField(max_length=32)),
-                ('name', models.CharField(blank=True, default='', max_length=255)),
-                ('target', models.CharField(blank=True, max_length=255, null=True)),
-                ('depends_on', models.JSONField(blank=True, default=list)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('waiting', 'Waiting'), ('completed', 'Completed'), ('failed', 'Failed'), ('skipped', 'Skipped'), ('cancelled', 'Cancelled')], default='pending', max_length=16)),
-                ('child_run_ids', models.JSONField(blank=True, default=list)),
-                ('resolved_input', models.JSONField(blank=True, null=True)),
-                ('items', models.JSONField(blank=True, null=True)),
-                ('output', models.JSONField(blank=True, null=True)),
-                ('error', models.JSONField(blank=True, null=True)),
-                ('retrying', models.BooleanField(default=False)),
-                ('resume_at', models.DateTimeField(blank=True, null=True)),
-                ('reused_from_run_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step_id", models.CharField(max_length=100)),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("kind", models.CharField(max_length=32)),
+                ("name", models.CharField(blank=True, default="", max_length=255)),
+                ("target", models.CharField(blank=True, max_length=255, null=True)),
+                ("depends_on", models.JSONField(blank=True, default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("waiting", "Waiting"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("child_run_ids", models.JSONField(blank=True, default=list)),
+                ("resolved_input", models.JSONField(blank=True, null=True)),
+                ("items", models.JSONField(blank=True, null=True)),
+                ("output", models.JSONField(blank=True, null=True)),
+                ("error", models.JSONField(blank=True, null=True)),
+                ("retrying", models.BooleanField(default=False)),
+                ("resume_at", models.DateTimeField(blank=True, null=True)),
+                ("reused_from_run_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'position'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'step_id'), name='workflowstep_unique_step')],
+                "ordering": ["run", "position"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("run", "step_id"), name="workflowstep_unique_step"
+                    )
+                ],
             },
         ),
     ]

@@ -265,4 +265,6 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.id} {self.event_type}"
+
+
 from .workflows import StepStatus, WorkflowApproval, WorkflowGraph, WorkflowSignal, WorkflowStep  # noqa: E402, F401

@@ -56,6 +56,7 @@ def create_workflow_run(
     created_by: str | None = None,
     metadata: dict | None = None,
     graph: dict | None = None,
+    start_mode: str | None = None,
 ) -> CreateResult:
     """`graph` (a re-run's) replaces the definition's current graph when given."""
     if public_id:
@@ -102,6 +103,7 @@ def create_workflow_run(
         or definition.timeout_seconds
         or settings.STUDIO_DEFAULT_WORKFLOW_TIMEOUT_SECONDS,
         backoff_limit=0,
+        start_mode=start_mode,
         trigger_kind=trigger_kind,
         trigger_id=trigger_id,
         created_by=created_by,

@@ -154,7 +154,7 @@ def test_errors_are_typed_with_status_code_and_message(
 
     with pytest.raises(RunsError) as workflow:
         runs.create_workflow_run(workflow_id="nightly")
-    assert (workflow.value.status, workflow.value.code) == (422, "workflows_unsupported")
+    assert (workflow.value.status, workflow.value.code) == (422, "target_not_found")
 
     with (
         pytest.raises(RunsError) as forbidden,

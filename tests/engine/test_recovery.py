@@ -6,8 +6,8 @@ import pytest
 from huey.contrib.djhuey import HUEY
 
 from runs import service
-from runs.queue import enqueue
 from runs.models import Run, RunEvent
+from runs.queue import enqueue
 from tests.workers import wait_for
 
 from .conftest import event_types, wait_status
