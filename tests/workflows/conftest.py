@@ -7,6 +7,12 @@ import pytest
 from runs import service
 from runs.models import Run
 from runs.orchestration.engine import advance
+from tests.api.conftest import (  # noqa: F401  (the API tests' token fixtures, shared)
+    api,
+    outsider_secret,
+    read_only_secret,
+    secret,
+)
 from tests.workers import wait_for
 
 FILES = Path(__file__).resolve().parent / "files"

@@ -6,14 +6,7 @@ import pytest
 
 from runs.models import Run, WorkflowApproval, WorkflowSignal
 from runs.orchestration.engine import advance
-from tests.api.conftest import (  # noqa: F401  (fixtures)
-    ApiClient,
-    api,
-    assert_error,
-    outsider_secret,
-    read_only_secret,
-    secret,
-)
+from tests.api.conftest import ApiClient, assert_error
 
 from .conftest import children, finish
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from runs.client import RunsClient, RunsError
-from tests.api.conftest import secret  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.worker, pytest.mark.usefixtures("transactional_db")]
 
 
 @pytest.fixture
-def runs(live_server, secret, start_wf_worker):  # noqa: F811
+def runs(live_server, secret, start_wf_worker):
     start_wf_worker()
     with RunsClient(
         api_url=f"{live_server.url}/api", auth_token=secret, project_reference="acme"
