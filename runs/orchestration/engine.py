@@ -33,7 +33,7 @@ from ..models import (
     WorkflowSignal,
     WorkflowStep,
 )
-from ..workflows.graph import MissingReference, describe_ref, resolve
+from ..workflows.graph import MissingReference, describe_ref, resolve, rule_met
 from .queue import enqueue_advance
 
 log = logging.getLogger(__name__)
@@ -180,14 +180,7 @@ class Advance:
         spec = self.specs[step.step_id]
         outcomes = [d.status for d in deps]
         rule = spec.get("trigger_rule") or "all_success"
-        met = {
-            "all_success": all(o == StepStatus.COMPLETED for o in outcomes),
-            "all_done": True,
-            "none_failed": not any(
-                o in (StepStatus.FAILED, StepStatus.CANCELLED) for o in outcomes
-            ),
-            "one_failed": any(o == StepStatus.FAILED for o in outcomes),
-        }[rule]
+        met = rule_met(rule, outcomes)
         if not met:
             self._end(step, StepStatus.SKIPPED, reason=f"trigger rule {rule} not met")
             return True

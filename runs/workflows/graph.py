@@ -121,6 +121,18 @@ def resolve(value: Any, *, input: Any, outputs: dict, item: Any = None, has_item
     return value
 
 
+def rule_met(rule: str, outcomes: list[str]) -> bool:
+    """Whether a step with trigger rule `rule` runs, given how its dependencies ended
+    (completed, failed, skipped or cancelled)."""
+    if rule == "all_done":
+        return True
+    if rule == "none_failed":
+        return not any(o in ("failed", "cancelled") for o in outcomes)
+    if rule == "one_failed":
+        return any(o == "failed" for o in outcomes)
+    return all(o == "completed" for o in outcomes)
+
+
 def check_graph(graph: dict) -> dict:
     """Infer each step's `depends_on`, refuse unknown ids and cycles, and order the steps
     topologically (declaration order among equals). Returns the graph; raises WorkflowBuildError."""
