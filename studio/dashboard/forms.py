@@ -27,6 +27,8 @@ class RunFilterForm(forms.Form):
     until = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
+    # Workflow steps' child runs are hidden unless asked for, so a big map does not flood the list.
+    children = forms.BooleanField(required=False, label="Include child runs")
     before = forms.CharField(required=False, max_length=80)  # older page: "<epoch µs>~<run id>"
     after = forms.CharField(required=False, max_length=80)  # newer page
 
@@ -67,7 +69,9 @@ class RunFilterForm(forms.Form):
     @property
     def is_filtered(self) -> bool:
         data = getattr(self, "cleaned_data", {})
-        return any(data.get(k) for k in ("q", "status", "target", "trigger", "since", "until"))
+        return any(
+            data.get(k) for k in ("q", "status", "target", "trigger", "since", "until", "children")
+        )
 
 
 def encode_cursor(run) -> str:

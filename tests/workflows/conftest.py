@@ -13,6 +13,13 @@ from tests.api.conftest import (  # noqa: F401  (the API tests' token fixtures, 
     read_only_secret,
     secret,
 )
+from tests.dashboard.conftest import (  # noqa: F401  (the dashboard personas, shared)
+    login,
+    operator,
+    outsider,
+    owner,
+    viewer,
+)
 from tests.workers import wait_for
 
 FILES = Path(__file__).resolve().parent / "files"

@@ -13,11 +13,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from runs.definitions import discover
 from runs.models import ACTIVE_STATUSES, Run, RunEvent
+from runs.orchestration.discovery import discover_workflows
 from runs.service import cancel_run
 
 from ..forms import RUN_ID, RunFilterForm, day_start, encode_cursor
 from ..permissions import Role, get_access
 from ..rendering import render_blocks
+from .workflows import run_panel_context
 
 PAGE_SIZE = 50
 LOG_WINDOW = 200  # events shown at first and per "load earlier"
@@ -48,7 +50,9 @@ def runs(request, project: str):
     if request.htmx and "refresh" in request.GET:
         return _refresh_rows(request, access)
 
-    targets = sorted((d.target, d.name) for d in discover().tasks.values())
+    targets = sorted((d.target, d.name) for d in discover().tasks.values()) + sorted(
+        (d.target, d.name) for d in discover_workflows().workflows.values()
+    )
     form = RunFilterForm(request.GET, targets=targets)
     page: list[Run] = []
     older = newer = None
@@ -69,6 +73,8 @@ def runs(request, project: str):
 
 def _filtered(project, data: dict):
     qs = Run.objects.filter(project=project).only(*ROW_FIELDS)
+    if not data.get("children") and not (data.get("q") and RUN_ID.match(data["q"])):
+        qs = qs.filter(parent_run__isnull=True)
     status = data.get("status")
     if status == "active":
         qs = qs.filter(status__in=ACTIVE_STATUSES)
@@ -201,6 +207,8 @@ def run_detail(request, project: str, run_id: str):
         context["live"] = False  # a page of history, not the live tail
         context["windowed"] = True
     context["progress"] = _latest_progress(run, events)
+    if run.kind == Run.Kind.WORKFLOW:
+        context.update(run_panel_context(access, run), live=context["live"])
     return render(request, "runs/detail.html", context)
 
 
