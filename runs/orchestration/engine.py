@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -33,6 +33,7 @@ from ..models import (
     WorkflowSignal,
     WorkflowStep,
 )
+from ..validation import schema_errors
 from ..workflows.graph import MissingReference, describe_ref, resolve, rule_met
 from .queue import enqueue_advance
 
@@ -78,6 +79,8 @@ class Advance:
                 self._stop_everything("the workflow run was cancelled")
                 self._save()
                 return
+            if self._no_free_slot():
+                return  # stays pending; a run of this workflow that ends advances the next one
             if not lifecycle.start(run):
                 return
             deadline = self._deadline()
@@ -98,6 +101,22 @@ class Advance:
                         changed |= self._begin(step, deps)
         self._save()
         self._settle(stopping)
+
+    def _no_free_slot(self) -> bool:
+        """`concurrency_limit`: at most that many runs of this workflow at once, oldest first."""
+        limit = self.graph.get("concurrency_limit")
+        if not limit:
+            return False
+        if connection.vendor == "postgresql":
+            # Two pending runs of one workflow advancing at once must not both see a free slot.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.run.target])
+        same = Run.objects.filter(kind=Run.Kind.WORKFLOW, target=self.run.target)
+        busy = same.filter(status__in=[RunStatus.RUNNING, RunStatus.WAITING]).count()
+        if busy >= limit:
+            return True
+        older = same.filter(status=RunStatus.PENDING, created_at__lt=self.run.created_at)
+        return older.count() >= limit - busy
 
     def _save(self) -> None:
         for step_id in self.dirty:
@@ -601,6 +620,18 @@ class Advance:
                     run,
                     lifecycle.error(
                         f"the workflow output: {describe_ref(exc.ref)} resolved to nothing ({exc.reason})",
+                        "output_invalid",
+                    ),
+                )
+                return
+            schema = self.graph.get("output_schema")
+            problems = schema_errors(schema, output) if schema else []
+            if problems:
+                lifecycle.fail(
+                    run,
+                    lifecycle.error(
+                        "the workflow's output does not match its output_schema: "
+                        + "; ".join(str(p) for p in problems),
                         "output_invalid",
                     ),
                 )

@@ -13,8 +13,19 @@ def advance_parent(run: Run) -> None:
     itself, whose steps and children still need stopping."""
     if run.parent_run_id:
         enqueue_advance(run.parent_run_id)
-    if run.kind == Run.Kind.WORKFLOW and run.status == RunStatus.CANCELLED:
-        enqueue_advance(run.pk)
+    if run.kind == Run.Kind.WORKFLOW:
+        if run.status == RunStatus.CANCELLED:
+            enqueue_advance(run.pk)
+        # Its slot is free: the oldest pending run of the same workflow may start (cheap when
+        # there is none; only limited workflows keep runs pending).
+        waiting = (
+            Run.objects.filter(kind=Run.Kind.WORKFLOW, target=run.target, status=RunStatus.PENDING)
+            .order_by("created_at", "id")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if waiting:
+            enqueue_advance(waiting)
 
 
 def mirror_retry(run: Run) -> None:

@@ -86,7 +86,12 @@ def create_workflow_run(
             errors=[FieldError("target", f"nesting deeper than {max_depth}", "maximum")],
             code="workflow_depth",
         )
-    graph = graph or definition.graph
+    # What the orchestrator needs of the definition travels with the graph.
+    graph = {
+        **(graph or definition.graph),
+        "concurrency_limit": definition.concurrency_limit,
+        "output_schema": definition.output_schema,
+    }
     now = timezone.now()
     run = Run(
         project=project,

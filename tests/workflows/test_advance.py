@@ -303,3 +303,28 @@ def test_rerun_from_failed_reuses_completed_steps(launch):
     plain = actions.rerun_workflow(run, from_failed=False).run
     advance(plain.pk)
     assert steps(plain)["a"].status == "running"
+
+
+def test_concurrency_limit_keeps_later_runs_pending(launch):
+    first, second = launch("limited", {"v": 1}), launch("limited", {"v": 2})
+    advance(second.pk)  # not its turn: the older one is still pending
+    advance(first.pk)
+    first.refresh_from_db(), second.refresh_from_db()
+    assert (first.status, second.status) == ("running", "pending")
+    advance(second.pk)
+    second.refresh_from_db()
+    assert second.status == "pending"
+    finish(children(first, "a")[0], output=1)
+    first.refresh_from_db()
+    assert first.status == "completed" and first.output == {"a": 1}
+    advance(second.pk)
+    second.refresh_from_db()
+    assert second.status == "running"
+
+
+def test_an_output_that_does_not_match_the_output_schema_fails(launch):
+    run = launch("limited", {"v": "x"})
+    advance(run.pk)
+    finish(children(run, "a")[0], output="not an integer")
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error["code"] == "output_invalid"
