@@ -129,3 +129,19 @@ def test_the_runs_list_shows_root_runs_unless_asked(login, viewer, launch):
     assert run.pk in html and child.pk not in html
     html = client.get("/p/acme/runs/", {"children": "on"}).content.decode()
     assert child.pk in html
+
+
+def test_admin_shows_a_workflow_runs_steps_and_child_runs(client, launch):
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("root", "r@example.com", "pw")
+    client.force_login(admin)
+    run = launch("gate")
+    advance(run.pk)
+    WorkflowApproval.objects.filter(run=run).update(status="approved", decided_by="x")
+    advance(run.pk)
+    (ship,) = children(run, "ship")
+    html = client.get(f"/admin/runs/run/{run.pk}/change/").content.decode()
+    assert "review" in html and "Ship it?" in html
+    assert f"/admin/runs/run/{ship.pk}/change/" in html
+    assert client.get(f"/admin/runs/run/{ship.pk}/change/").status_code == 200
