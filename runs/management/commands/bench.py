@@ -46,6 +46,18 @@ LINES_TASK = textwrap.dedent(
 )
 
 
+CHAIN_WORKFLOW = (
+    "from runs.workflows import workflow\n\n\n@workflow(name='Chain of 20')\ndef build(wf):\n"
+    "    previous = None\n"
+    "    for i in range(20):\n"
+    "        previous = wf.task(f's{i}', 'noop', after=[previous] if previous else [])\n"
+)
+MAP_WORKFLOW = (
+    "from runs.workflows import workflow\n\n\n@workflow(name='Map of 200')\ndef build(wf):\n"
+    "    wf.map('each', 'noop', items=list(range(200)))\n"
+)
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -76,6 +88,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--runs", type=int, default=500, help="items in the throughput phase")
         parser.add_argument("--samples", type=int, default=100, help="items in the latency phase")
+        parser.add_argument(
+            "--chains", type=int, default=3, help="20-step workflow chains for hand-off latency"
+        )
         parser.add_argument(
             "--lines", type=int, default=100_000, help="lines printed by the log run"
         )
@@ -111,9 +126,14 @@ class Command(BaseCommand):
         tasks.mkdir()
         (tasks / "noop.py").write_text(NOOP_TASK)
         (tasks / "lines.py").write_text(LINES_TASK)
+        workflows = scratch / "workflows"
+        workflows.mkdir()
+        (workflows / "chain20.py").write_text(CHAIN_WORKFLOW)
+        (workflows / "map200.py").write_text(MAP_WORKFLOW)
         env = {
             **os.environ,
             "STUDIO_TASKS_DIR": str(tasks),
+            "STUDIO_WORKFLOWS_DIR": str(workflows),
             "STUDIO_QUEUE_NAME": f"studio-bench-{uuid.uuid4().hex[:8]}",
             "STUDIO_HUEY_FILE": str(scratch / "huey.sqlite3"),
             "STUDIO_VAR_DIR": str(scratch),
@@ -143,6 +163,8 @@ class Command(BaseCommand):
                 str(opts["samples"]),
                 "--lines",
                 str(opts["lines"]),
+                "--chains",
+                str(opts["chains"]),
             ]
             code = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL)
         finally:
@@ -179,6 +201,7 @@ class Command(BaseCommand):
             results = {
                 "raw": self.measure_raw(huey, noop, opts),
                 "studio": self.measure_studio(opts),
+                "workflows": self.measure_workflows(opts),
             }
         finally:
             for proc in (raw_proc, studio_proc):
@@ -276,6 +299,62 @@ class Command(BaseCommand):
             "lines_status": run.status,
         }
 
+    def measure_workflows(self, opts) -> dict:
+        """Hand-off latency between consecutive steps of a 20-step chain of no-op tasks, and a
+        200-item map next to 200 plain runs created at once."""
+        from runs import service
+        from runs.models import Project, Run, WorkflowStep
+
+        project, _ = Project.objects.get_or_create(slug="bench", defaults={"name": "Benchmark"})
+
+        def wait_done(pk: str, timeout: float) -> Run:
+            deadline = time.monotonic() + timeout
+            while Run.objects.filter(pk=pk, status__in=["pending", "running", "waiting"]).exists():
+                if time.monotonic() > deadline:
+                    raise CommandError(f"workflow run {pk} did not finish within {timeout}s")
+                time.sleep(0.02)
+            return Run.objects.get(pk=pk)
+
+        handoffs: list[float] = []
+        for _ in range(opts["chains"]):
+            run = wait_done(service.create_run(project, target="workflow:chain20").run.pk, 120)
+            if run.status != "completed":
+                raise CommandError(f"the chain workflow ended {run.status}: {run.error}")
+            children = {
+                s.step_id: s.child_run_ids[0]
+                for s in WorkflowStep.objects.filter(run=run).only("step_id", "child_run_ids")
+            }
+            times = {
+                r.pk: r
+                for r in Run.objects.filter(pk__in=children.values()).only(
+                    "started_at", "completed_at"
+                )
+            }
+            for i in range(19):
+                done = times[children[f"s{i}"]].completed_at
+                started = times[children[f"s{i + 1}"]].started_at
+                handoffs.append((started - done).total_seconds() * 1000)
+
+        t0 = time.time()
+        ids = [service.create_run(project, target="task:noop").run.pk for _ in range(200)]
+        deadline = time.monotonic() + 300
+        while Run.objects.filter(pk__in=ids, status__in=["pending", "running", "waiting"]).exists():
+            if time.monotonic() > deadline:
+                raise CommandError("200 plain runs did not finish within 300s")
+            time.sleep(0.02)
+        plain = time.time() - t0
+        t0 = time.time()
+        mapped = wait_done(service.create_run(project, target="workflow:map200").run.pk, 300)
+        map_seconds = time.time() - t0
+        return {
+            "handoff_p50": pct(handoffs, 50),
+            "handoff_p95": pct(handoffs, 95),
+            "handoffs": len(handoffs),
+            "plain_200": plain,
+            "map_200": map_seconds,
+            "map_status": mapped.status,
+        }
+
     def report(self, r, opts):
         raw, st = r["raw"], r["studio"]
         db = (
@@ -311,3 +390,17 @@ class Command(BaseCommand):
             f"throughput runs not completed: {st['failed']}"
         )
         w("raw huey stores each no-op's result (its start time), as Studio stores each run's.\n")
+        wf = r["workflows"]
+        w("Workflows")
+        w("-" * 76)
+        w(
+            f"{'step hand-off p50 (ms, target < 15)':<40}{wf['handoff_p50']:>12.2f}"
+            f"   over {wf['handoffs']} hand-offs of 20-step no-op chains"
+        )
+        w(f"{'step hand-off p95 (ms)':<40}{wf['handoff_p95']:>12.2f}")
+        w(f"{'200 plain no-op runs, wall time (s)':<40}{wf['plain_200']:>12.2f}")
+        w(
+            f"{'200-item map, wall time (s)':<40}{wf['map_200']:>12.2f}"
+            f"{wf['map_200'] / wf['plain_200']:>11.2f}x  (target <= 1.3x; {wf['map_status']})"
+        )
+        w("hand-off: step N's child completed -> step N+1's child started.\n")
