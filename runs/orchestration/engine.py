@@ -43,6 +43,17 @@ log = logging.getLogger(__name__)
 WAITING_REASONS = {"approval": 0, "wait_for_event": 1, "sleep": 2}
 REASON_NAMES = {"approval": "approval", "wait_for_event": "event", "sleep": "sleep"}
 CHILD_KINDS = ("task", "map", "workflow")
+CHILD_FIELDS = (
+    "id",
+    "project_id",
+    "kind",
+    "status",
+    "output",
+    "error",
+    "waiting_reason",
+    "cancel_requested_at",
+    "parent_run_id",
+)
 FAULT_ENV = "STUDIO_TEST_CRASH_IN_ADVANCE"  # tests: die after starting this step, before commit
 
 
@@ -167,7 +178,9 @@ class Advance:
     def _children_of(self) -> dict[str, Run]:
         if self._children is None:
             ids = [i for s in self.steps.values() for i in s.child_run_ids]
-            self._children = {r.pk: r for r in Run.objects.filter(pk__in=ids)} if ids else {}
+            # Never the logs (up to a MiB each): a 1,000-item map reads its children each time.
+            rows = Run.objects.filter(pk__in=ids).only(*CHILD_FIELDS) if ids else []
+            self._children = {r.pk: r for r in rows}
         return self._children
 
     def _outputs(self) -> dict:

@@ -145,3 +145,13 @@ def test_admin_shows_a_workflow_runs_steps_and_child_runs(client, launch):
     assert "review" in html and "Ship it?" in html
     assert f"/admin/runs/run/{ship.pk}/change/" in html
     assert client.get(f"/admin/runs/run/{ship.pk}/change/").status_code == 200
+
+
+def test_a_child_run_page_links_back_to_its_workflow_run(login, viewer, launch):
+    run = launch("fanout", {"items": ["x"]})
+    advance(run.pk)
+    finish(children(run, "items")[0], output=["x"])
+    (item,) = children(run, "each")
+    html = login(viewer).get(f"/p/acme/runs/{item.pk}/").content.decode()
+    assert f'href="/p/acme/runs/{run.pk}/"' in html
+    assert "<code>each</code>" in html and "item 0" in html
