@@ -328,3 +328,27 @@ def test_an_output_that_does_not_match_the_output_schema_fails(launch):
     finish(children(run, "a")[0], output="not an integer")
     run.refresh_from_db()
     assert run.status == "failed" and run.error["code"] == "output_invalid"
+
+
+def test_the_sweeper_finds_workflows_that_did_not_advance(launch, monkeypatch, settings):
+    from runs.orchestration import sweeper
+
+    sent: list[str] = []
+    monkeypatch.setattr(sweeper, "enqueue_advance", sent.append)
+    settings.STUDIO_REQUEUE_AFTER_SECONDS = 1
+    old = timezone.now() - timedelta(seconds=5)
+    never = launch("chain", {"x": 1})
+    Run.objects.filter(pk=never.pk).update(enqueued_at=old)
+    stalled = launch("chain", {"x": 1})
+    advance(stalled.pk)
+    finish_without_advance = children(stalled, "a")[0]
+    Run.objects.filter(pk=finish_without_advance.pk).update(status="completed", output={"n": 1})
+    Run.objects.filter(pk=stalled.pk).update(updated_at=old)
+    busy = launch("chain", {"x": 1})
+    advance(busy.pk)
+    Run.objects.filter(pk=busy.pk).update(updated_at=old)  # its child is still pending: fine
+    due = launch("gate")
+    advance(due.pk)
+    Run.objects.filter(pk=due.pk).update(resume_at=timezone.now() - timedelta(seconds=1))
+    assert sweeper.sweep_workflows() == 3
+    assert set(sent) == {never.pk, stalled.pk, due.pk}
