@@ -55,6 +55,7 @@ class RunAdmin(admin.ModelAdmin):
     def get_inlines(self, request, obj=None):
         # A workflow run shows its steps (and their child runs) and approvals.
         return WORKFLOW_INLINES if obj is not None and obj.kind == Run.Kind.WORKFLOW else []
+
     fieldsets = [
         (
             None,

@@ -48,7 +48,6 @@ CHILD_FIELDS = (
     "project_id",
     "kind",
     "status",
-    "output",
     "error",
     "waiting_reason",
     "cancel_requested_at",
@@ -178,7 +177,8 @@ class Advance:
     def _children_of(self) -> dict[str, Run]:
         if self._children is None:
             ids = [i for s in self.steps.values() for i in s.child_run_ids]
-            # Never the logs (up to a MiB each): a 1,000-item map reads its children each time.
+            # Never the logs (up to a MiB each) nor outputs: a 1,000-item map reads its children's
+            # statuses on every advance; outputs are read once, when a step completes.
             rows = Run.objects.filter(pk__in=ids).only(*CHILD_FIELDS) if ids else []
             self._children = {r.pk: r for r in rows}
         return self._children
@@ -483,7 +483,10 @@ class Advance:
         elif len(mine) < len(step.items) or any(c.status == RunStatus.CANCELLED for c in mine):
             self._end(step, StepStatus.CANCELLED)
         else:
-            self._end(step, StepStatus.COMPLETED, output=[c.output for c in mine])
+            outputs = dict(
+                Run.objects.filter(pk__in=step.child_run_ids).values_list("pk", "output")
+            )
+            self._end(step, StepStatus.COMPLETED, output=[outputs[c.pk] for c in mine])
         return True
 
     def _poll_sleep(self, step: WorkflowStep, spec: dict, stopping: bool) -> bool:
