@@ -12,7 +12,7 @@ help:
 	@echo "make run    set up and serve Studio on http://127.0.0.1:$${PORT:-8000} (UI, API, worker)"
 	@echo "make test   set up and run the whole suite (SQLite+SqliteHuey, then PostgreSQL+Redis)"
 	@echo "make bench  measure run throughput and latency against raw Huey"
-	@echo "make lint   ruff check + format check"
+	@echo "make lint   import contracts + ruff check + format check"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,8 @@ browser:
 	  else echo "Chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; }
 
 test: install-dev browser
+	@echo "== Import contracts (lint-imports) =="
+	$(BIN)/lint-imports --no-cache
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-services
 
@@ -66,5 +68,6 @@ bench: install
 	$(BIN)/python manage.py bench
 
 lint: install-dev
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -443,6 +443,8 @@ def _cancel_idle(run: Run, reason: str, *, request: bool) -> bool:
         "resume_at": None,
         "error": error(reason, "cancelled"),
     }
+    if run.status not in IDLE:
+        return False
     guard = Q(status=run.status)
     if request:
         fields.update(cancel_requested_at=now, cancel_reason=reason)

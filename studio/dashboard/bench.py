@@ -119,9 +119,9 @@ def _run(args) -> None:
         status = rng.choice(statuses)
         done = status in ("completed", "failed", "cancelled")
         batch.append(
-            Run(
+            Run(  # not-a-transition: fake history in the benchmark's scratch database
                 project=project,
-                status=status,
+                status=status,  # not-a-transition: fake history
                 target=rng.choice(targets),
                 name=f"Bench run {i}",
                 input={"customer": f"c{i}", "n": i},
@@ -137,9 +137,9 @@ def _run(args) -> None:
             Run.objects.bulk_create(batch)
             batch = []
     Run.objects.bulk_create(batch)
-    big = Run.objects.create(
+    big = Run.objects.create(  # not-a-transition: a fake running run to read
         project=project,
-        status="running",
+        status="running",  # not-a-transition: fake history
         target="task:long-running",
         name="Chatty run",
         attempt=1,
