@@ -10,7 +10,8 @@ class RunsConfig(AppConfig):
         from . import lifecycle, queue
         from .orchestration import hooks
         from .orchestration import queue as workflow_queue  # noqa: F401  (its Huey task)
-        from .worker import claim
+        from .orchestration.sweeper import sweep_workflows
+        from .worker import claim, sweeper
 
         # The Huey task is declared in every process (web to enqueue, worker to execute); what it
         # does is the worker's.
@@ -19,3 +20,5 @@ class RunsConfig(AppConfig):
         lifecycle.on_release(claim.free_slot)
         # A workflow run advances when one of its children ends.
         hooks.register()
+        # ... and the sweeper finds those that did not.
+        sweeper.also_sweep("workflows", sweep_workflows)

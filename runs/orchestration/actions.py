@@ -50,7 +50,7 @@ def decide_approval(
     with transaction.atomic():
         # Conditional on `pending`: two people deciding at once, or a decision racing the
         # expiry, leave exactly one outcome.
-        updated = WorkflowApproval.objects.filter(
+        updated = WorkflowApproval.objects.filter(  # not-a-transition: an approval's status
             run=run, step_id=step_id, status=WorkflowApproval.Status.PENDING
         ).update(status=status, decided_by=by[:150], decided_at=now, comment=comment or "")
         approval = WorkflowApproval.objects.filter(run=run, step_id=step_id).first()

@@ -504,9 +504,9 @@ class Advance:
             return True
         if approval.status == WorkflowApproval.Status.PENDING:
             if approval.expires_at and self.now >= approval.expires_at:
-                WorkflowApproval.objects.filter(pk=approval.pk, status="pending").update(
-                    status=WorkflowApproval.Status.EXPIRED, decided_at=self.now
-                )
+                expiring = WorkflowApproval.objects.filter(pk=approval.pk, status="pending")
+                expired = WorkflowApproval.Status.EXPIRED
+                expiring.update(status=expired, decided_at=self.now)  # not-a-transition: approval
                 self._event("approval.decided", step, status="expired")
                 self._fail_step(step, f"approval {step.step_id!r} expired", "approval_expired")
                 return True
@@ -583,7 +583,7 @@ class Advance:
                         children[child_id] = child
             else:
                 if step.kind == "approval":
-                    WorkflowApproval.objects.filter(
+                    WorkflowApproval.objects.filter(  # not-a-transition: approvals
                         run=self.run, step_id=step.step_id, status="pending"
                     ).update(status=WorkflowApproval.Status.EXPIRED, decided_at=self.now)
                 self._end(step, StepStatus.CANCELLED, reason=reason)

@@ -26,7 +26,7 @@ class PlacedNode:
     row: int
     x: int
     y: int
-    status: str = "pending"
+    step_status: str = "pending"
     href: str | None = None
 
     @property

@@ -129,7 +129,7 @@ def run_panel_context(access, run: Run) -> dict:
         for node in drawn.nodes:
             step = by_id.get(node.id)
             if step:
-                node.status = step.status
+                node.step_status = step.status
                 if step.child_run_ids and step.kind != "map":
                     node.href = reverse(
                         "dashboard:run", args=[access.project.slug, step.child_run_ids[-1]]
