@@ -7,18 +7,21 @@ run answers 404, and writes need a read-write token (the API's operator).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Body, Router, Schema, Status
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StrictStr
 
 from .. import service
 from ..models import Run, WorkflowApproval
 from ..orchestration import actions
 from ..orchestration.discovery import WorkflowDefinition, discover_workflows
+from ..validation import storable_text
 from ..workflows.graph import nodes_and_edges
 from . import READ_ERRORS, ApiError, _created_by, _from_run_error, _project, _run
-from .schemas import ErrorOut, JsonObject, run_to_wire
+from .schemas import ErrorOut, JsonObject, Text255, run_to_wire
+
+Comment = Annotated[StrictStr, Field(max_length=10_000), AfterValidator(storable_text)]
 
 router = Router(tags=["workflows"])
 
@@ -92,8 +95,8 @@ class ApprovalList(Schema):
 
 class DecisionIn(Schema):
     model_config = ConfigDict(extra="forbid")
-    approved: bool
-    comment: str | None = Field(None, max_length=10_000)
+    approved: StrictBool
+    comment: Comment | None = None
 
 
 class DecisionOut(Schema):
@@ -103,7 +106,7 @@ class DecisionOut(Schema):
 
 class SignalIn(Schema):
     model_config = ConfigDict(extra="forbid")
-    event: str = Field(min_length=1, max_length=200)
+    event: Text255
     payload: Any = None
 
 

@@ -73,7 +73,7 @@ def decide_approval(
 def send_signal(run: Run, event: str, payload: Any = None) -> WorkflowSignal:
     """Keep an event on the run; a wait_for_event step takes the first unconsumed one."""
     _require_workflow(run)
-    if not isinstance(event, str) or not event.strip() or len(event) > 200:
+    if not isinstance(event, str) or not event.strip() or len(event) > 200 or json_problem(event):
         raise RunError(
             "event must be a non-empty string of at most 200 characters",
             errors=[FieldError("event", "must be a non-empty string (max 200)", "type")],

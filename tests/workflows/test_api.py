@@ -207,3 +207,22 @@ def test_a_task_run_has_no_approvals_to_decide(api, project):
     run = make_run(project)
     assert_error(api.post(f"/runs/{run.pk}/signal", {"event": "x"}), 409, "not_a_workflow")
     assert api.get(f"/runs/{run.pk}/steps").json() == {"data": []}
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/runs/{run}/signal", {"event": "a\x00b"}),
+        ("/runs/{run}/signal", {"event": "x" * 300}),
+        ("/runs/{run}/signal", {"event": "ok", "payload": {"s": "nul\x00"}}),
+        ("/runs/{run}/approvals/review", {"approved": True, "comment": "nul\x00"}),
+        ("/runs/{run}/approvals/review", {"approved": 1}),
+        ("/runs/{run}/approvals/review", {"approved": True, "extra": 1}),
+        ("/runs/{run}/approvals/" + "x" * 500, {"approved": True}),
+    ],
+)
+def test_crafted_input_is_a_4xx_and_changes_nothing(api, gate_run, path, body):
+    response = api.post(path.format(run=gate_run.pk), body)
+    assert 400 <= response.status_code < 500, response.content
+    assert WorkflowApproval.objects.get(run=gate_run).status == "pending"
+    assert not WorkflowSignal.objects.exists()

@@ -155,3 +155,11 @@ def test_a_child_run_page_links_back_to_its_workflow_run(login, viewer, launch):
     html = login(viewer).get(f"/p/acme/runs/{item.pk}/").content.decode()
     assert f'href="/p/acme/runs/{run.pk}/"' in html
     assert "<code>each</code>" in html and "item 0" in html
+
+
+def test_a_comment_no_database_stores_is_refused(login, operator, gate):
+    response = login(operator).post(
+        f"/p/acme/runs/{gate.pk}/approvals/review/", {"decision": "approve", "comment": "a\x00b"}
+    )
+    assert response.status_code == 400
+    assert WorkflowApproval.objects.get(run=gate).status == "pending"

@@ -14,6 +14,7 @@ from runs.models import Run
 from runs.orchestration import actions
 from runs.orchestration.discovery import discover_workflows
 from runs.service import RunError, create_run, rerun
+from runs.validation import storable_text
 from runs.workflows.graph import nodes_and_edges
 
 from ..graph_layout import layout
@@ -190,13 +191,14 @@ def decide(request, project: str, run_id: str, step_id: str):
     approved = request.POST.get("decision") == "approve"
     if request.POST.get("decision") not in ("approve", "reject"):
         return HttpResponse("decision must be approve or reject", status=400)
+    comment = request.POST.get("comment", "")[:10_000]
+    try:
+        storable_text(comment)
+    except ValueError as exc:
+        return HttpResponse(f"comment: {exc}", status=400)
     try:
         actions.decide_approval(
-            run,
-            step_id,
-            approved=approved,
-            comment=request.POST.get("comment", "")[:10_000],
-            by=request.user.get_username(),
+            run, step_id, approved=approved, comment=comment, by=request.user.get_username()
         )
     except actions.NotFound:
         raise Http404("no such approval") from None
