@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from runs.models import Run
 from runs.orchestration.discovery import discover_workflows
 from tests.workers import ROOT
 
@@ -38,3 +39,20 @@ def test_every_example_loads():
 def test_examples_run_locally(workflow_id, output, capsys):
     call_command("workflow", workflow_id)
     assert output(json.loads(capsys.readouterr().out.splitlines()[-1]))
+
+
+@pytest.mark.worker
+def test_the_nightly_example_runs_on_a_worker(start_worker, project):
+    from runs import service
+
+    from .conftest import wait_run
+
+    start_worker(STUDIO_WORKFLOWS_DIR=str(ROOT / "workflows"))
+    run = service.create_run(project, target="workflow:nightly").run
+    wait_run(run, "completed", "failed", timeout=60)
+    assert run.status == "completed", run.error
+    sub = Run.objects.get(parent_run=run, kind="workflow")
+    assert run.output == {"orders": sub.output["total"]}
+    assert (
+        Run.objects.filter(root_run=run).count() == 1 + 1 + 1 + 2 + 1
+    )  # sub, regions, 2 counts, sum, sync
