@@ -21,7 +21,6 @@ from ..graph_layout import layout
 from ..permissions import Role, get_access
 from ..rendering import render_blocks
 from ..schema_form import MISSING, SchemaForm
-from .tasks import _file_service_errors
 
 
 @login_required
@@ -64,7 +63,7 @@ def workflow(request, project: str, workflow_id: str):
         "access": access,
         "project": access.project,
         "workflow": definition,
-        "graph": layout(**_drawing(definition.graph)),
+        "graph": layout(**nodes_and_edges(definition.graph)),
         "nav": "workflows",
     }
     if request.method == "GET":
@@ -101,22 +100,20 @@ def workflow(request, project: str, workflow_id: str):
                 created_by=request.user.get_username(),
             )
         except RunError as exc:
-            _file_service_errors(exc, schema_form, _NoOptions())
+            _file_errors(exc, schema_form)
         else:
             return redirect("dashboard:run", project=access.project.slug, run_id=result.run.pk)
     context["has_errors"] = True
     return render(request, "workflows/workflow.html", context, status=422)
 
 
-class _NoOptions:
-    """A workflow launch has no advanced options; errors about them go to the form's top."""
-
-    def add_error(self, field, message):  # pragma: no cover - workflows report no such fields
-        raise AssertionError(field)
-
-
-def _drawing(graph: dict) -> dict:
-    return nodes_and_edges(graph)
+def _file_errors(exc: RunError, schema_form: SchemaForm) -> None:
+    """Put what the service rejected next to the input field it names, the rest on top."""
+    inputs = [e for e in exc.errors if e.field == "input" or e.field.startswith("input.")]
+    schema_form.errors.extend(str(e) for e in exc.errors if e not in inputs)
+    schema_form.add_errors(inputs, schema_form.input)
+    if not exc.errors:
+        schema_form.errors.append(exc.message)
 
 
 def run_panel_context(access, run: Run) -> dict:
@@ -124,7 +121,7 @@ def run_panel_context(access, run: Run) -> dict:
     with their child runs, approvals."""
     steps = list(run.steps.order_by("position"))
     graph = run.workflow_graph.graph if hasattr(run, "workflow_graph") else {"steps": []}
-    drawn = layout(**_drawing(graph)) if graph["steps"] else None
+    drawn = layout(**nodes_and_edges(graph)) if graph["steps"] else None
     by_id = {s.step_id: s for s in steps}
     if drawn:
         for node in drawn.nodes:
