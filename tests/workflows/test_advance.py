@@ -352,3 +352,21 @@ def test_the_sweeper_finds_workflows_that_did_not_advance(launch, monkeypatch, s
     Run.objects.filter(pk=due.pk).update(resume_at=timezone.now() - timedelta(seconds=1))
     assert sweeper.sweep_workflows() == 3
     assert set(sent) == {never.pk, stalled.pk, due.pk}
+
+
+def test_cancel_cascades_through_a_sub_workflow(launch):
+    run = launch("parent")
+    advance(run.pk)
+    (sub,) = children(run, "sub")
+    advance(sub.pk)
+    (a,) = children(sub, "a")
+    service.cancel_run(run)
+    advance(run.pk)  # asks the sub-workflow to stop
+    sub.refresh_from_db()
+    assert sub.cancel_requested_at is not None
+    advance(sub.pk)  # the sub-workflow stops its own child and ends
+    a.refresh_from_db(), sub.refresh_from_db()
+    assert (a.status, sub.status) == ("cancelled", "cancelled")
+    advance(run.pk)
+    run.refresh_from_db()
+    assert run.status == "cancelled" and statuses(run) == {"sub": "cancelled"}
