@@ -198,14 +198,14 @@ def test_it_answers_an_unknown_workflow_with_a_clear_422(api, project):
         "kind": "workflow",
         "owner": {"kind": "project", "id": str(project.id)},
         "request": {
-            "workflow_id": "nightly",
-            "target": "workflow:nightly",
+            "workflow_id": "no-such-workflow",
+            "target": "workflow:no-such-workflow",
             "input": {},
             "start_mode": "immediate",
         },
     }
     error = assert_error(api.post("/runs", body), 422, "target_not_found")
-    assert "no workflow with id 'nightly'" in error["message"]
+    assert "no workflow with id 'no-such-workflow'" in error["message"]
     assert not Run.objects.exists()
 
 
