@@ -58,7 +58,12 @@ FAULT_ENV = "STUDIO_TEST_CRASH_IN_ADVANCE"  # tests: die after starting this ste
 
 def advance(run_id: str) -> None:
     with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id, kind=Run.Kind.WORKFLOW).first()
+        run = (
+            Run.objects.select_for_update(of=("self",))  # the run's row only, not its project's
+            .select_related("project", "workflow_graph")
+            .filter(pk=run_id, kind=Run.Kind.WORKFLOW)
+            .first()
+        )
         if run is None:
             return
         Advance(run).go()
