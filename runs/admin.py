@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from . import service
+from .admin_workflows import WORKFLOW_INLINES
 from .models import ApiToken, Membership, Project, Run, RunEvent, Schedule, ScheduleOccurrence
 from .schedules import store as schedule_store
 
@@ -54,6 +55,11 @@ class RunAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["cancel_runs", "rerun_runs"]
     readonly_fields = [f.name for f in Run._meta.fields] + ["recent_events"]
+
+    def get_inlines(self, request, obj=None):
+        # A workflow run shows its steps (and their child runs) and approvals.
+        return WORKFLOW_INLINES if obj is not None and obj.kind == Run.Kind.WORKFLOW else []
+
     fieldsets = [
         (
             None,

@@ -8,7 +8,10 @@ class RunsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import lifecycle, notify, queue
-        from .worker import claim
+        from .orchestration import hooks
+        from .orchestration import queue as workflow_queue  # noqa: F401  (its Huey task)
+        from .orchestration.sweeper import sweep_workflows
+        from .worker import claim, sweeper
 
         # The Huey task is declared in every process (web to enqueue, worker to execute); what it
         # does is the worker's.
@@ -21,3 +24,7 @@ class RunsConfig(AppConfig):
 
         notify.use_wire_format(run_to_wire)
         lifecycle.on_terminal(notify.queue_notifications, phase="in_transaction")
+        # A workflow run advances when one of its children ends.
+        hooks.register()
+        # ... and the sweeper finds those that did not.
+        sweeper.also_sweep("workflows", sweep_workflows)

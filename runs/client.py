@@ -450,7 +450,7 @@ class RunsClient:
         public_id: str | None = None,
         parent_run_id: str | None = None,
     ) -> Accepted:
-        """Start a workflow run (the server refuses these until workflows land)."""
+        """Start a run of workflow `workflow_id` (target `workflow:<workflow_id>`)."""
         request = {
             "workflow_id": workflow_id,
             "target": target,
@@ -711,6 +711,60 @@ class RunsClient:
             params={"limit": limit, "cursor": cursor},
         )
         return Page(data["data"], PageInfo.from_dict(data.get("page_info")))
+
+    # --- workflows ----------------------------------------------------------------------------
+
+    def workflows(self) -> list[dict]:
+        """The project's workflows, each with its `graph` of nodes and edges."""
+        return self._request("GET", f"projects/{_seg(self._project_ref())}/workflows")["data"]
+
+    def workflow(self, workflow_id: str) -> dict:
+        return self._request(
+            "GET", f"projects/{_seg(self._project_ref())}/workflows/{_seg(workflow_id)}"
+        )
+
+    def steps(self, run_id: str) -> list[dict]:
+        """A workflow run's steps in graph order: status, child run ids, output, error."""
+        return self._request("GET", f"runs/{_seg(run_id)}/steps")["data"]
+
+    def approvals(self, run_id: str) -> list[dict]:
+        return self._request("GET", f"runs/{_seg(run_id)}/approvals")["data"]
+
+    def approve(self, run_id: str, step_id: str, comment: str | None = None) -> dict:
+        """Approve a pending approval step; a RunsError with code `already_decided` if it was
+        decided before. Returns `{"approval": {...}, "run": Run}`."""
+        return self._decide(run_id, step_id, True, comment)
+
+    def reject(self, run_id: str, step_id: str, comment: str | None = None) -> dict:
+        return self._decide(run_id, step_id, False, comment)
+
+    def _decide(self, run_id: str, step_id: str, approved: bool, comment: str | None) -> dict:
+        data = self._request(
+            "POST",
+            f"runs/{_seg(run_id)}/approvals/{_seg(step_id)}",
+            json={"approved": approved, "comment": comment},
+            retry_server_errors=False,
+        )
+        return {"approval": data["approval"], "run": Run.from_dict(data["run"])}
+
+    def signal(self, run_id: str, event: str, payload: Any = None) -> bool:
+        """Send `event` to a workflow run; a wait_for_event step for it takes the first one."""
+        data = self._request(
+            "POST",
+            f"runs/{_seg(run_id)}/signal",
+            json={"event": event, "payload": payload},
+            retry_server_errors=False,
+        )
+        return bool(data.get("accepted"))
+
+    def rerun_from_failed(self, run_id: str) -> Accepted:
+        """A new workflow run reusing the steps that completed; the rest run again."""
+        data = self._request(
+            "POST", f"runs/{_seg(run_id)}/rerun", json={"from": "failed"}, retry_server_errors=False
+        )
+        return Accepted(
+            accepted=bool(data.get("accepted")), duplicate=False, run=Run.from_dict(data["run"])
+        )
 
 
 def _retry_after(response: httpx.Response) -> float:

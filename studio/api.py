@@ -24,6 +24,7 @@ from runs.api import ApiError
 from runs.api import router as runs_router
 from runs.api.schedules import router as schedules_router
 from runs.api.webhooks import router as webhooks_router
+from runs.api.workflows import router as workflows_router
 from runs.models import ApiToken
 from runs.validation import loads_json
 
@@ -121,6 +122,7 @@ api = StudioAPI(
 api.add_router("/", runs_router)
 api.add_router("/", webhooks_router)
 api.add_router("/", schedules_router)
+api.add_router("/", workflows_router)
 
 
 @api.exception_handler(ApiError)

@@ -439,3 +439,11 @@ LOGGING = {
         "axes": {"handlers": ["console"], "level": "WARNING"},  # lockouts
     },
 }
+
+# Workflows: default wall-clock limit of a workflow run (waiting included), the most items one
+# map step may fan out to, and how deep sub-workflows may nest.
+STUDIO_DEFAULT_WORKFLOW_TIMEOUT_SECONDS = env_int(
+    "STUDIO_DEFAULT_WORKFLOW_TIMEOUT_SECONDS", 7 * 86400, minimum=1
+)
+STUDIO_WORKFLOW_MAX_ITEMS = env_int("STUDIO_WORKFLOW_MAX_ITEMS", 1000, minimum=1)
+STUDIO_WORKFLOW_MAX_DEPTH = env_int("STUDIO_WORKFLOW_MAX_DEPTH", 5, minimum=1)

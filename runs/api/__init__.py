@@ -27,6 +27,7 @@ from .schemas import (
     EventListQuery,
     EventPage,
     ProjectOut,
+    RerunIn,
     RunFilters,
     RunListQuery,
     RunOut,
@@ -114,13 +115,33 @@ def create_run(request, payload: Body[CreateRunIn]):
     token: ApiToken = request.auth
     if payload.owner.id != token.project_id:
         raise ApiError(404, f"no project {str(payload.owner.id)!r}", code="not_found")
+    spec = payload.request
     if isinstance(payload, CreateWorkflowRun):
-        raise ApiError(
-            422,
-            'workflow runs are not supported yet: create a run with kind "task"',
-            code="workflows_unsupported",
-            detail=_field("kind", "workflow runs are not supported yet", "enum"),
-        )
+        target = spec.target or f"workflow:{spec.workflow_id}"
+        if target != f"workflow:{spec.workflow_id}":
+            raise ApiError(
+                422,
+                f"request.target {spec.target!r} does not name workflow {spec.workflow_id!r}",
+                code="invalid_input",
+                detail=_field("request.target", f"must be workflow:{spec.workflow_id}", "match"),
+            )
+        options: dict = {}
+    else:
+        target = spec.target
+        if target.startswith("workflow:"):
+            raise ApiError(
+                422,
+                'a task run\'s target is task:<id>; start a workflow with kind "workflow"',
+                code="invalid_input",
+                detail=_field("request.target", "must look like task:<id>", "pattern"),
+            )
+        options = {
+            "config": spec.config,
+            "name": spec.name,
+            "batch_id": spec.batch_id,
+            "timeout_seconds": spec.timeout_seconds,
+            "backoff_limit": spec.backoff_limit,
+        }
     parent = None
     if payload.parent_run_id:
         parent = Run.objects.filter(pk=payload.parent_run_id, project_id=token.project_id).first()
@@ -131,24 +152,19 @@ def create_run(request, payload: Body[CreateRunIn]):
                 code="invalid_input",
                 detail=_field("parent_run_id", "no such run in this project", "exists"),
             )
-    spec = payload.request
     _check_runtime_target(spec)
     try:
         result = service.create_run(
             token.project,
-            target=spec.target,
+            target=target,
             input=spec.input,
-            config=spec.config,
-            name=spec.name,
             public_id=payload.public_id,
             parent_run=parent,
-            batch_id=spec.batch_id,
-            timeout_seconds=spec.timeout_seconds,
-            backoff_limit=spec.backoff_limit,
             trigger_kind=Run.Trigger.API,
             created_by=_created_by(token),
             start_mode=spec.start_mode,
             runtime_target_kind=spec.runtime_target_kind,
+            **options,
         )
     except service.RunError as exc:
         raise _from_run_error(exc, prefix="request.") from None
@@ -239,11 +255,15 @@ def cancel_run(request, run_id: str):
     exclude_unset=True,
     summary="Run again with the same target, input and config",
 )
-def rerun(request, run_id: str):
+def rerun(request, run_id: str, payload: Body[RerunIn | None] = None):
+    """`{"from": "failed"}` (workflow runs): reuse the steps that completed, run the rest."""
     run = _run(request, run_id)
     try:
         result = service.rerun(
-            run, created_by=_created_by(request.auth), trigger_kind=Run.Trigger.API
+            run,
+            created_by=_created_by(request.auth),
+            trigger_kind=Run.Trigger.API,
+            from_failed=payload is not None and payload.from_ == "failed",
         )
     except service.RunError as exc:
         # The task may have gone, or its input_schema changed since the first run.

@@ -127,6 +127,13 @@ class CreateWorkflowRun(_CreateRunBase):
 CreateRunIn = Annotated[CreateTaskRun | CreateWorkflowRun, Field(discriminator="kind")]
 
 
+class RerunIn(StrictSchema):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: Literal["failed"] | None = Field(
+        None, alias="from", description='"failed": reuse the steps a workflow run completed.'
+    )
+
+
 # --- Query parameters -------------------------------------------------------------------------
 
 
@@ -173,6 +180,7 @@ class RunFilters(Schema):
     kind: RunKind | None = None
     trigger_kind: TriggerKind | None = None
     parent_run_id: QueryText | None = None
+    root_only: bool | None = Field(None, description="Only runs without a parent run.")
     created_after: IsoDateTime | None = Field(None, description="ISO 8601; naive means UTC.")
     created_before: IsoDateTime | None = Field(None, description="ISO 8601; naive means UTC.")
 

@@ -15,6 +15,6 @@ PostgreSQL database next to DATABASE_URL's) and private queue names on the same 
 
 from __future__ import annotations
 
-ENGINE_SECTIONS = ("latency", "throughput", "logs", "scheduler")
+ENGINE_SECTIONS = ("latency", "throughput", "logs", "workflows", "scheduler")
 DASHBOARD_SECTIONS = ("dashboard",)
 SECTIONS = (*ENGINE_SECTIONS, *DASHBOARD_SECTIONS)

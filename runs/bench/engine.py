@@ -106,6 +106,10 @@ class EngineBench:
                 "raw": self.measure_raw(huey, noop, opts),
                 "studio": self.measure_studio(opts),
             }
+            if "workflows" in self.sections:
+                from runs.bench import workflows as workflow_bench
+
+                results["workflows"] = workflow_bench.measure()
             if "scheduler" in self.sections and opts["schedules"]:
                 from runs.schedules import bench as schedule_bench
 
@@ -263,6 +267,10 @@ class EngineBench:
         if "failed" in st:
             w(f"throughput runs not completed: {st['failed']}")
         w("raw huey stores each no-op's result (its start time), as Studio stores each run's.\n")
+        if "workflows" in r:
+            from runs.bench import workflows as workflow_bench
+
+            workflow_bench.report(w, r["workflows"])
         if "schedules" in r:
             from runs.schedules import bench as schedule_bench
 

@@ -37,6 +37,13 @@ def scratch_env(tasks: dict[str, str] | None = None) -> Iterator[dict[str, str]]
         for name, source in tasks.items():
             (folder / name).write_text(source)
         env["STUDIO_TASKS_DIR"] = str(folder)
+        from .workflows import WORKFLOW_FILES
+
+        flows = scratch / "workflows"
+        flows.mkdir()
+        for name, source in WORKFLOW_FILES.items():
+            (flows / name).write_text(source)
+        env["STUDIO_WORKFLOWS_DIR"] = str(flows)
     db = settings.DATABASES["default"]
     pg_name = None
     if db["ENGINE"].endswith("postgresql"):

@@ -278,3 +278,4 @@ from .webhooks import (  # noqa: E402, F401
     Webhook,
     WebhookDelivery,
 )
+from .workflows import StepStatus, WorkflowApproval, WorkflowGraph, WorkflowSignal, WorkflowStep  # noqa: E402, F401

@@ -26,6 +26,7 @@ class RunQuerySet(models.QuerySet):
         kind: str | None = None,
         trigger_kind: str | None = None,
         parent_run_id: str | None = None,
+        root_only: bool | None = None,
         created_after: datetime | None = None,
         created_from: datetime | None = None,
         created_before: datetime | None = None,
@@ -42,6 +43,8 @@ class RunQuerySet(models.QuerySet):
         exact = {"target": target, "kind": kind, "trigger_kind": trigger_kind}
         exact["parent_run_id"] = parent_run_id
         runs = runs.filter(**{name: value for name, value in exact.items() if value is not None})
+        if root_only:  # a workflow's 1,000 map items do not flood the list
+            runs = runs.filter(parent_run__isnull=True)
         if created_after is not None:
             runs = runs.filter(created_at__gt=created_after)
         if created_from is not None:

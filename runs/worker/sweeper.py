@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,12 +23,22 @@ from .claim import backoff_delay
 log = logging.getLogger(__name__)
 
 
+_extra_sweeps: dict[str, Callable[[], int]] = {}
+
+
+def also_sweep(name: str, fn: Callable[[], int]) -> None:
+    """Add a pass to every sweep (registered from AppConfig.ready(), e.g. workflows', which
+    sit above the worker and so cannot be imported from here)."""
+    _extra_sweeps[name] = fn
+
+
 def sweep() -> dict[str, int]:
     """One pass: finish or retry runs of dead workers, re-enqueue runs whose message was lost."""
     return {
         "lost": _reap_lost_runs(),
         "cancelled": _cancel_requested_idle_runs(),
         "requeued": _requeue_forgotten_runs(),
+        **{name: fn() for name, fn in _extra_sweeps.items()},
     }
 
 

@@ -29,6 +29,8 @@ class RunFilterForm(forms.Form):
     # valid page link" like any other forged cursor.
     before = forms.CharField(required=False)
     after = forms.CharField(required=False)
+    # Workflow steps' child runs are hidden unless asked for, so a big map does not flood the list.
+    children = forms.BooleanField(required=False, label="Include child runs")
 
     def __init__(self, *args, targets: list[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,7 +75,9 @@ class RunFilterForm(forms.Form):
     @property
     def is_filtered(self) -> bool:
         data = getattr(self, "cleaned_data", {})
-        return any(data.get(k) for k in ("q", "status", "target", "trigger", "since", "until"))
+        return any(
+            data.get(k) for k in ("q", "status", "target", "trigger", "since", "until", "children")
+        )
 
 
 def day_start(day: dt.date) -> dt.datetime:

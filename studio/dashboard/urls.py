@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import notifications, overview, runs, schedules, tasks, tokens, webhooks
+from .views import notifications, overview, runs, schedules, tasks, tokens, webhooks, workflows
 
 app_name = "dashboard"
 
@@ -32,6 +32,15 @@ urlpatterns = [
         schedules.schedule_action,
         name="schedule_action",
     ),
+    path("p/<slug:project>/workflows/", workflows.workflows, name="workflows"),
+    path("p/<slug:project>/workflows/<str:workflow_id>/", workflows.workflow, name="workflow"),
+    path("p/<slug:project>/runs/<str:run_id>/steps/", workflows.run_panel, name="run_steps"),
+    path(
+        "p/<slug:project>/runs/<str:run_id>/approvals/<str:step_id>/",
+        workflows.decide,
+        name="run_decide",
+    ),
+    path("p/<slug:project>/runs/<str:run_id>/rerun/", workflows.rerun_workflow, name="run_rerun"),
     path("p/<slug:project>/tokens/", tokens.tokens, name="tokens"),
     path(
         "p/<slug:project>/tokens/<int:token_id>/revoke/", tokens.revoke_token, name="revoke_token"

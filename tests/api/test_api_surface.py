@@ -42,6 +42,12 @@ def test_it_serves_an_openapi_schema_of_every_endpoint():
         "/api/projects/{ref}/schedules/{schedule_id}/occurrences",
         "/api/projects/{ref}/schedules/{schedule_id}/runs",
         "/api/projects/{ref}/schedules/{schedule_id}/preview",
+        "/api/projects/{ref}/workflows",
+        "/api/projects/{ref}/workflows/{workflow_id}",
+        "/api/runs/{run_id}/steps",
+        "/api/runs/{run_id}/approvals",
+        "/api/runs/{run_id}/approvals/{step_id}",
+        "/api/runs/{run_id}/signal",
     }
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert "202" in schema["paths"]["/api/runs"]["post"]["responses"]

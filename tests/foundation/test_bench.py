@@ -12,7 +12,7 @@ from runs.management.commands import bench
 def test_only_takes_one_section_or_several():
     assert bench._sections("dashboard") == ("dashboard",)
     assert bench._sections("latency, throughput,latency") == ("latency", "throughput")
-    assert set(SECTIONS) == {"latency", "throughput", "logs", "scheduler", "dashboard"}
+    assert set(SECTIONS) == {"latency", "throughput", "logs", "workflows", "scheduler", "dashboard"}
 
 
 @pytest.mark.parametrize("value", ["nope", "", "latency,nope"])

@@ -42,6 +42,9 @@ class Command(BaseCommand):
         parser.add_argument("--runs", type=int, default=500, help="items in the throughput phase")
         parser.add_argument("--samples", type=int, default=100, help="items in the latency phase")
         parser.add_argument(
+            "--chains", type=int, default=3, help="20-step workflow chains for hand-off latency"
+        )
+        parser.add_argument(
             "--lines", type=int, default=100_000, help="lines printed by the log run"
         )
         parser.add_argument(

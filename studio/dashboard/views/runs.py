@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from runs.definitions import discover
 from runs.models import ACTIVE_STATUSES, Run, RunEvent, is_run_id
 from runs.models.paging import InvalidCursor, Position
+from runs.orchestration.discovery import discover_workflows
 from runs.service import cancel_run
 
 from .. import tracebacks
@@ -24,6 +25,7 @@ from ..forms import RunFilterForm, day_start
 from ..permissions import Role, get_access
 from ..rendering import render_blocks
 from ..templatetags.studio_ui import event_kind
+from .workflows import run_panel_context
 
 PAGE_SIZE = 50
 MAX_EVENT_ID = 2**63 - 1  # RunEvent.id is a BigAutoField
@@ -66,7 +68,9 @@ def runs(request, project: str):
     if request.htmx and "refresh" in request.GET:
         return _refresh_rows(request, access)
 
-    targets = sorted((d.target, d.name) for d in discover().tasks.values())
+    targets = sorted((d.target, d.name) for d in discover().tasks.values()) + sorted(
+        (d.target, d.name) for d in discover_workflows().workflows.values()
+    )
     form = RunFilterForm(request.GET, targets=targets)
     if request.htmx and "fresh" in request.GET:
         return _new_runs(request, access, form)
@@ -143,6 +147,8 @@ def _filtered(project, data: dict):
             trigger_kind=data.get("trigger") or None,
             created_from=day_start(since) if since else None,
             created_before=day_start(until + dt.timedelta(days=1)) if until else None,
+            # Workflow steps' child runs only when asked for (a run id finds any run).
+            root_only=not data.get("children") and not is_run_id(data.get("q") or ""),
         )
         .search(data.get("q") or "")
     )
@@ -336,6 +342,8 @@ def run_detail(request, project: str, run_id: str):
         # Search, filter chips, match navigation: only the log card is redrawn.
         return render_blocks(request, "runs/detail.html", ["log"], context)
     context["progress"] = _latest_progress(run, context["events"])
+    if run.kind == Run.Kind.WORKFLOW:
+        context.update(run_panel_context(access, run), live=context["live"])
     return render(request, "runs/detail.html", context)
 
 
