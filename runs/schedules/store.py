@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import service
+from ..orchestration.discovery import discover_workflows
 from ..models import Project, Run, Schedule, ScheduleOccurrence
 from ..validation import FieldError, apply_defaults, json_problem, schema_errors
 from . import spec
@@ -47,15 +48,19 @@ def resolve_target(target: str) -> TargetInfo:
 
     The one place that knows the kinds of target: workflows plug in here when they land."""
     if isinstance(target, str) and target.startswith("workflow:"):
-        raise ScheduleError(
-            "workflow targets cannot be scheduled yet",
-            errors=[FieldError("target", "workflow targets are not supported yet", "enum")],
-            code="target_not_found",
-        )
-    try:
-        definition = service.resolve_task(target)
-    except service.RunError as exc:
-        raise ScheduleError(exc.message, errors=exc.errors, code=exc.code) from None
+        workflow_id = target.removeprefix("workflow:")
+        definition = discover_workflows().get(workflow_id)
+        if definition is None:
+            raise ScheduleError(
+                f"no workflow with id {workflow_id!r}",
+                errors=[FieldError("target", f"no workflow with id {workflow_id!r}", "exists")],
+                code="target_not_found",
+            )
+    else:
+        try:
+            definition = service.resolve_task(target)
+        except service.RunError as exc:
+            raise ScheduleError(exc.message, errors=exc.errors, code=exc.code) from None
     info = TargetInfo(
         target=definition.target,
         name=definition.name,
@@ -64,7 +69,7 @@ def resolve_target(target: str) -> TargetInfo:
     )
     if not info.schedulable:
         raise ScheduleError(
-            f"{info.target} is not schedulable: mark it @task(schedulable=True)",
+            f"{info.target} is not schedulable: mark it schedulable=True in its file",
             errors=[FieldError("target", "is not schedulable", "schedulable")],
             code="not_schedulable",
         )
