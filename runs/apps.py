@@ -7,7 +7,10 @@ class RunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import lifecycle, queue
+        from django.db.models.signals import post_save
+
+        from . import lifecycle, metrics, queue
+        from .models import Run, RunEvent
         from .worker import claim
 
         # The Huey task is declared in every process (web to enqueue, worker to execute); what it
@@ -15,3 +18,24 @@ class RunsConfig(AppConfig):
         queue.set_executor(claim.execute)
         # A run of a concurrency-limited task that leaves `running` frees a slot for the next.
         lifecycle.on_release(claim.free_slot)
+        # Metrics: counted from hooks, so every way a run is created or ends is counted once.
+        lifecycle.on_terminal(metrics.run_finished, phase="after_commit")
+        post_save.connect(_count_created_run, sender=Run, dispatch_uid="metrics-run-created")
+        post_save.connect(_count_event, sender=RunEvent, dispatch_uid="metrics-event-created")
+
+
+def _count_created_run(sender, instance, created, **kwargs) -> None:
+    if created:
+        from django.db import transaction
+
+        from . import metrics
+
+        transaction.on_commit(lambda: metrics.run_created(instance))
+
+
+def _count_event(sender, instance, created, **kwargs) -> None:
+    # Single events saved one by one (run.created); batches are counted in insert_events.
+    if created:
+        from . import metrics
+
+        metrics.events_written(1)

@@ -14,6 +14,11 @@ os.environ.setdefault(
     "STUDIO_HUEY_FILE", os.path.join(tempfile.gettempdir(), f"studio-test-huey-{_session}.sqlite3")
 )
 
+# Metrics of the test process and of the workers it starts, added up by /metrics.
+_metrics_dir = os.path.join(tempfile.gettempdir(), f"studio-test-metrics-{_session}")
+os.makedirs(_metrics_dir, exist_ok=True)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _metrics_dir)
+
 from studio.settings import *  # noqa: E402, F403
 
 # A test database of this session's own, so two suites (a developer's and CI's, or two

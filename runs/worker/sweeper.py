@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from .. import lifecycle
+from .. import lifecycle, metrics
 from ..models import Run, RunStatus
 from ..queue import enqueue
 from .claim import backoff_delay
@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 
 def sweep() -> dict[str, int]:
     """One pass: finish or retry runs of dead workers, re-enqueue runs whose message was lost."""
-    return {
+    actions = {
         "lost": _reap_lost_runs(),
         "cancelled": _cancel_requested_idle_runs(),
         "requeued": _requeue_forgotten_runs(),
     }
+    metrics.sweeper_actions(actions)
+    return actions
 
 
 def _cancel_requested_idle_runs() -> int:

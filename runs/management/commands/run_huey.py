@@ -16,6 +16,7 @@ from huey.consumer import Consumer
 from huey.contrib.djhuey.management.commands.run_huey import Command as HueyCommand
 
 from runs.definitions import discover
+from runs.metrics import multiprocess_dir
 from runs.worker import claim as engine
 from runs.worker.sweeper import SweeperThread
 
@@ -56,6 +57,10 @@ class Command(HueyCommand):
     def handle(self, *args, **options):
         from huey.consumer_options import ConsumerConfig
         from huey.contrib.djhuey import HUEY
+
+        # Before the first metric is made: the counters of this process go where a web process
+        # on this host can add them up (serve has set it already; a lone worker uses var/).
+        multiprocess_dir(settings.VAR_DIR)
 
         consumer_options = dict(settings.HUEY.get("consumer", {}))
         consumer_options.update(
