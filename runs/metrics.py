@@ -219,13 +219,9 @@ class SystemCollector:
 def _workers(now) -> tuple[int, int]:
     from django.conf import settings
 
-    from .models import Run, RunStatus
+    from .models import Run, RunStatus, Worker
 
     slots = Run.objects.filter(status=RunStatus.RUNNING, worker__isnull=False).count()
-    try:
-        from .models.workers import Worker
-    except ImportError:  # pragma: no cover - before the worker registry existed
-        return 0, slots
     fresh = now - timedelta(seconds=settings.STUDIO_WORKER_LOST_SECONDS)
     alive = Worker.objects.alive().filter(heartbeat_at__gte=fresh).count()
     return alive, slots

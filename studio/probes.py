@@ -182,7 +182,10 @@ class RequestMetricsMiddleware:
         from runs import metrics as studio_metrics
 
         match = getattr(request, "resolver_match", None)
-        if match is not None and match.route:
+        probe = request.path_info.rstrip("/")
+        if probe in ROUTES:
+            route = probe
+        elif match is not None and match.route:
             route = "/" + match.route.lstrip("^").rstrip("$")
         elif request.path_info.startswith("/" + settings.STATIC_URL.lstrip("/")):
             route = "static"

@@ -265,3 +265,6 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.id} {self.event_type}"
+
+
+from .operations import Operation, SavedFilter, Worker  # noqa: E402, F401

@@ -67,10 +67,13 @@ def fork_server() -> ForkServer:
         return _fork_server
 
 
+def process_name() -> str:
+    """This worker process: the name it registers under, and the prefix of its run owners."""
+    return f"{socket.gethostname()}:{os.getpid()}.{_PROCESS_TOKEN}"
+
+
 def worker_name() -> str:
-    return (
-        f"{socket.gethostname()}:{os.getpid()}.{_PROCESS_TOKEN}:{threading.current_thread().name}"
-    )
+    return f"{process_name()}:{threading.current_thread().name}"
 
 
 def execute(run_id: str, task_id: str | None = None) -> None:

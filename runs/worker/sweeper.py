@@ -17,14 +17,17 @@ from django.utils import timezone
 from .. import lifecycle, metrics
 from ..models import Run, RunStatus
 from ..queue import enqueue
-from .claim import backoff_delay
+from . import registry
+from .claim import backoff_delay, process_name
 
 log = logging.getLogger(__name__)
 
 
 def sweep() -> dict[str, int]:
-    """One pass: finish or retry runs of dead workers, re-enqueue runs whose message was lost."""
+    """One pass: finish or retry runs of dead workers (at once when their death is certain),
+    re-enqueue runs whose message was lost."""
     actions = {
+        "worker_gone": registry.settle_dead_workers(me=process_name()),
         "lost": _reap_lost_runs(),
         "cancelled": _cancel_requested_idle_runs(),
         "requeued": _requeue_forgotten_runs(),

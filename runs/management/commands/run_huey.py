@@ -3,6 +3,7 @@
 - SIGTERM drains: no new runs are claimed; running ones get STUDIO_SHUTDOWN_GRACE_SECONDS to
   finish, then are stopped and handed back to the queue.
 - A sweeper thread finds runs that a dead worker or a lost message left behind.
+- The process registers in the worker registry and heartbeats (runs/worker/registry.py).
 - Task definitions are loaded before the workers start, so every fork starts warm.
 """
 
@@ -18,6 +19,7 @@ from huey.contrib.djhuey.management.commands.run_huey import Command as HueyComm
 from runs.definitions import discover
 from runs.metrics import multiprocess_dir
 from runs.worker import claim as engine
+from runs.worker.registry import Registration
 from runs.worker.sweeper import SweeperThread
 
 log = logging.getLogger("runs.worker")
@@ -34,6 +36,9 @@ class StudioConsumer(Consumer):
         )
         # Started from this (main) thread: the zygote dies with the process, not with a thread.
         engine.fork_server().start()
+        # Registered before the first claim, idle or not; heartbeats on a thread of its own.
+        self._registration = Registration(capacity=self.workers)
+        self._registration.start()
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
         super().start()
@@ -49,6 +54,7 @@ class StudioConsumer(Consumer):
         engine.begin_drain(grace)
         self._sweeper_stop.set()
         super().stop(graceful=True)
+        self._registration.stop()
 
 
 class Command(HueyCommand):

@@ -1,0 +1,111 @@
+"""The worker registry: every worker process registers and heartbeats, idle or not; a dead one's
+runs are settled as soon as its death is certain; a drain request is honoured."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from runs import service
+from runs.models import Run, Worker
+from runs.worker import registry
+from tests.workers import TEST_TASKS, wait_for
+
+pytestmark = pytest.mark.worker
+
+QUICK = {"STUDIO_HEARTBEAT_SECONDS": 0.3, "STUDIO_SWEEP_SECONDS": 0.3}
+
+
+@pytest.fixture(autouse=True)
+def test_tasks(settings):
+    settings.STUDIO_TASKS_DIR = TEST_TASKS
+
+
+def wait_run(run: Run, *statuses: str, timeout: float = 20) -> Run:
+    def reached():
+        run.refresh_from_db()
+        return run.status in statuses
+
+    wait_for(reached, timeout, message=f"{run.pk} to reach {statuses} (is {run.status})")
+    return run
+
+
+def test_an_idle_worker_registers_heartbeats_and_stops_cleanly(start_worker):
+    worker = start_worker(tasks_dir=TEST_TASKS, workers=3, **QUICK)
+    row = wait_for(lambda: Worker.objects.filter(pid=worker.pid).first(), message="registration")
+    assert row.host == socket.gethostname()
+    assert row.capacity == 3
+    assert row.state == "alive"
+    assert row.version
+    first_beat = row.heartbeat_at
+    wait_for(lambda: Worker.objects.get(pk=row.pk).heartbeat_at > first_beat, message="a heartbeat")
+    assert worker.terminate() == 0
+    row.refresh_from_db()
+    assert row.state == "stopped" and row.stopped_at is not None
+
+
+def test_a_killed_workers_runs_are_settled_long_before_the_lost_window(start_worker, project):
+    # The lost window is two minutes; certainty (the pid is gone, or its lock is free) is not
+    # waited for.
+    slow_to_notice = {**QUICK, "STUDIO_WORKER_LOST_SECONDS": 120}
+    doomed = start_worker(tasks_dir=TEST_TASKS, **slow_to_notice)
+    run = service.create_run(project, target="task:sleeper", input={"seconds": 600}).run
+    wait_run(run, "running")
+    doomed.kill()
+    start_worker(tasks_dir=TEST_TASKS, **slow_to_notice)
+    started = timezone.now()
+    wait_run(run, "failed", timeout=20)
+    assert (timezone.now() - started).total_seconds() < 20
+    assert run.error["code"] == "worker_lost"
+    gone = Worker.objects.get(pid=doomed.pid)
+    assert gone.state == "lost"
+    assert gone.outcome == {"failed": 1}
+
+
+def test_a_drained_worker_finishes_its_run_then_exits(start_worker, project):
+    worker = start_worker(tasks_dir=TEST_TASKS, **QUICK)
+    run = service.create_run(project, target="task:sleeper", input={"seconds": 2}).run
+    wait_run(run, "running")
+    Worker.objects.filter(pid=worker.pid).update(
+        drain_requested_at=timezone.now(), drain_requested_by="root"
+    )
+    wait_for(lambda: Worker.objects.get(pid=worker.pid).state == "draining", message="draining")
+    later = service.create_run(project, target="task:sleeper", input={"seconds": 0}).run
+    assert worker.proc.wait(30) == 0  # exits by itself once idle
+    wait_run(run, "completed")
+    assert Worker.objects.get(pid=worker.pid).state == "stopped"
+    later.refresh_from_db()
+    assert later.status == "pending"  # not claimed by the draining worker
+
+
+def test_a_reused_pid_is_not_taken_for_the_worker(db):
+    # This test's own process stands in for a new process that got a dead worker's pid.
+    me = Worker(host=socket.gethostname(), pid=__import__("os").getpid(), process_started="1")
+    assert registry.pid_is_gone(me)
+    me.process_started = registry.process_started(me.pid)
+    assert not registry.pid_is_gone(me)
+    elsewhere = Worker(host="another-host", pid=1)
+    assert not registry.pid_is_gone(elsewhere)
+    exited = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    assert registry.pid_is_gone(Worker(host=socket.gethostname(), pid=int(exited.stdout)))
+
+
+@pytest.mark.skipif(
+    "postgresql" not in str(connections.settings["default"]["ENGINE"]), reason="PostgreSQL only"
+)
+def test_the_postgresql_lease_is_free_only_once_its_session_is_gone(db):
+    row = Worker.objects.create(name="h:1.abc", host="elsewhere", pid=1)
+    holder = connections.create_connection("default")
+    with holder.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [registry.LOCK_NAMESPACE, row.pk])
+    assert connection.vendor == "postgresql"
+    assert not registry.lock_is_free(row)
+    holder.close()  # the worker's process (and so its session) died
+    wait_for(lambda: registry.lock_is_free(row), 5, message="the lease to be released")
