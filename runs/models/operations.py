@@ -40,7 +40,8 @@ class Worker(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
     drain_requested_at = models.DateTimeField(null=True, blank=True)
     drain_requested_by = models.CharField(max_length=150, blank=True, default="")
-    # What happened to its runs when it was lost: {"retried": n, "failed": n, "cancelled": n}.
+    # What happened to its runs when it was lost: {"total": {"retried": n, "failed": n,
+    # "cancelled": n}, "by_project": {<project id>: {...}}}.
     outcome = models.JSONField(default=dict, blank=True)
 
     objects = WorkerQuerySet.as_manager()

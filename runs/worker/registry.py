@@ -253,7 +253,8 @@ def settle_dead_workers(me: str | None = None) -> int:
             pk=worker.pk, state=worker.state, heartbeat_at=worker.heartbeat_at
         ).update(state=Worker.State.LOST, stopped_at=now):
             continue
-        outcome: dict[str, int] = dict(worker.outcome or {})
+        # What became of its runs, in all and per project (a project admin sees only theirs).
+        outcome: dict = {"total": {}, "by_project": {}}
         runs = Run.objects.filter(status=RunStatus.RUNNING, worker__startswith=worker.run_prefix)
         if not certain:  # only silent (paused?): its runs go once they too are silent
             runs = runs.filter(heartbeat_at__lt=lost_window)
@@ -261,10 +262,16 @@ def settle_dead_workers(me: str | None = None) -> int:
             status = lifecycle.settle_lost(run, retry_delay=engine.backoff_delay(run.attempt))
             if status is not None:
                 key = {"waiting": "retried"}.get(status, status)
-                outcome[key] = outcome.get(key, 0) + 1
+                for counts in (
+                    outcome["total"],
+                    outcome["by_project"].setdefault(str(run.project_id), {}),
+                ):
+                    counts[key] = counts.get(key, 0) + 1
                 settled += 1
         Worker.objects.filter(pk=worker.pk).update(outcome=outcome)
-        log.warning("worker %s is gone; settled its runs: %s", worker.name, outcome or "none")
+        log.warning(
+            "worker %s is gone; settled its runs: %s", worker.name, outcome["total"] or "none"
+        )
     Worker.objects.filter(
         state__in=(Worker.State.STOPPED, Worker.State.LOST),
         stopped_at__lt=now - KEEP_FINISHED_WORKERS,

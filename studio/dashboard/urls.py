@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import overview, runs, tasks, tokens
+from .views import overview, runs, tasks, tokens, workers
 
 app_name = "dashboard"
 
@@ -18,4 +18,6 @@ urlpatterns = [
     path(
         "p/<slug:project>/tokens/<int:token_id>/revoke/", tokens.revoke_token, name="revoke_token"
     ),
+    path("p/<slug:project>/workers/", workers.workers, name="workers"),
+    path("p/<slug:project>/workers/<int:worker_id>/drain/", workers.drain, name="worker_drain"),
 ]

@@ -64,7 +64,7 @@ def test_a_killed_workers_runs_are_settled_long_before_the_lost_window(start_wor
     assert run.error["code"] == "worker_lost"
     gone = Worker.objects.get(pid=doomed.pid)
     assert gone.state == "lost"
-    assert gone.outcome == {"failed": 1}
+    assert gone.outcome == {"total": {"failed": 1}, "by_project": {str(project.pk): {"failed": 1}}}
 
 
 def test_a_drained_worker_finishes_its_run_then_exits(start_worker, project):
