@@ -23,6 +23,7 @@ from ninja.security import HttpBearer
 
 from runs.api import ApiError
 from runs.api import router as runs_router
+from runs.api.operations import router as operations_router
 from runs.models import ApiToken
 
 log = logging.getLogger("runs.api")
@@ -120,6 +121,7 @@ api = StudioAPI(
     auth=TokenAuth(),
 )
 api.add_router("/", runs_router)
+api.add_router("/", operations_router)
 
 
 @api.exception_handler(ApiError)

@@ -79,6 +79,7 @@ class Operation(models.Model):
     run_ids = models.JSONField(default=list, blank=True)
     filter = models.JSONField(null=True, blank=True)
     total = models.PositiveIntegerField(default=0)
+    position = models.PositiveIntegerField(default=0)  # how far into run_ids the batches got
     processed = models.PositiveIntegerField(default=0)
     succeeded = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)

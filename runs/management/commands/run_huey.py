@@ -3,6 +3,7 @@
 - SIGTERM drains: no new runs are claimed; running ones get STUDIO_SHUTDOWN_GRACE_SECONDS to
   finish, then are stopped and handed back to the queue.
 - A sweeper thread finds runs that a dead worker or a lost message left behind.
+- A thread takes bulk operations (cancel / re-run many runs) batch by batch.
 - The process registers in the worker registry and heartbeats (runs/worker/registry.py).
 - Task definitions are loaded before the workers start, so every fork starts warm.
 """
@@ -18,11 +19,14 @@ from huey.contrib.djhuey.management.commands.run_huey import Command as HueyComm
 
 from runs.definitions import discover
 from runs.metrics import multiprocess_dir
+from runs.operations import OperationsThread
 from runs.worker import claim as engine
 from runs.worker.registry import Registration
 from runs.worker.sweeper import SweeperThread
 
 log = logging.getLogger("runs.worker")
+
+OPERATIONS_POLL_SECONDS = 0.5  # how soon a bulk cancel or re-run is picked up
 
 
 class StudioConsumer(Consumer):
@@ -41,6 +45,7 @@ class StudioConsumer(Consumer):
         self._registration.start()
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
+        OperationsThread(OPERATIONS_POLL_SECONDS, self._sweeper_stop).start()
         super().start()
 
     def stop(self, graceful=False):
