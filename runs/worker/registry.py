@@ -105,7 +105,7 @@ class Registration:
 
     def fenced(self) -> bool:
         """True while this worker cannot prove it holds its lease (PostgreSQL only)."""
-        if connection.vendor != "postgresql":
+        if not _on_postgresql():
             return False
         return time.monotonic() - self.last_lease > FENCE_AFTER_BEATS * self.interval
 
@@ -203,6 +203,10 @@ class Registration:
 
 
 _current: list[Registration | None] = [None]
+
+
+def _on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
 
 
 def current() -> Registration | None:

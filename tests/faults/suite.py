@@ -510,13 +510,13 @@ def main(argv: list[str] | None = None) -> int:
         retried = results.pop("_retried_after_fault")
         rows = [
             ("runs accepted by the API, and how they ended:", len(work.accepted)),
-            ("faults injected", sum(faults.injected.values())),
-            *[(f"  {kind}", faults.injected.get(kind, 0)) for kind in FAULT_KINDS],
             *[(f"  {outcome}", n) for outcome, n in outcomes.items()],
             ("runs retried after losing their worker or process", retried),
+            ("faults injected", sum(faults.injected.values())),
+            *[(f"  {kind}", faults.injected.get(kind, 0)) for kind in FAULT_KINDS],
             *results.items(),
             ("API answers", dict(sorted(api_log.statuses.items()))),
-            ("API connection errors (web restarting its DB pool)", api_log.connection_errors),
+            ("API connection errors", api_log.connection_errors),
             ("worst overlap of two attempts, s (allowed across a pause)", f"{worst:.2f}"),
             ("time from the last fault to the last run settled, s", f"{settle_time:.1f}"),
             ("whole suite, s", f"{time.monotonic() - began:.0f}"),

@@ -109,3 +109,18 @@ def test_the_postgresql_lease_is_free_only_once_its_session_is_gone(db):
     assert not registry.lock_is_free(row)
     holder.close()  # the worker's process (and so its session) died
     wait_for(lambda: registry.lock_is_free(row), 5, message="the lease to be released")
+
+
+def test_a_worker_that_cannot_prove_its_lease_is_fenced(monkeypatch, settings):
+    settings.STUDIO_HEARTBEAT_SECONDS = 1.0
+    registration = registry.Registration.__new__(registry.Registration)
+    registration.interval = 1.0
+    monkeypatch.setattr(registry, "_on_postgresql", lambda: True)
+    registration.last_lease = __import__("time").monotonic()
+    assert not registration.fenced()
+    registration.last_lease -= registry.FENCE_AFTER_BEATS + 0.1  # two beats without the lease
+    assert registration.fenced()
+    monkeypatch.setattr(
+        registry, "_on_postgresql", lambda: False
+    )  # one host: the pid check is enough
+    assert not registration.fenced()
