@@ -116,6 +116,7 @@ def claim(run_id: str, task_id: str | None = None) -> tuple[Run, TaskDefinition,
                 ),
             )
         return None
+    _limits[definition.target] = definition.concurrency_limit
     now = timezone.now()
     run = lifecycle.claim(
         run_id,
@@ -129,12 +130,19 @@ def claim(run_id: str, task_id: str | None = None) -> tuple[Run, TaskDefinition,
     return run, definition, run.attempt == 1 and run.started_at == now
 
 
+# The concurrency limit of each target this process claimed, so that freeing a slot (on every
+# run's end) needs no discovery scan.
+_limits: dict[str, int | None] = {}
+
+
 def free_slot(run: Run) -> None:
     """A run left `running`: if its task has a concurrency limit, start the next in line."""
-    task_id = run.task_id
-    definition = discover().get(task_id) if task_id else None
-    if definition is not None and definition.concurrency_limit:
-        enqueue_next_in_line(definition.target, definition.concurrency_limit)
+    if run.target not in _limits:
+        definition = discover().get(run.task_id) if run.task_id else None
+        _limits[run.target] = definition.concurrency_limit if definition else None
+    limit = _limits[run.target]
+    if limit:
+        enqueue_next_in_line(run.target, limit)
 
 
 def enqueue_next_in_line(target: str, limit: int) -> None:
