@@ -27,6 +27,9 @@ def test_it_serves_an_openapi_schema_of_every_endpoint():
         "/api/projects/{ref}/runs",
         "/api/projects/{ref}/tasks",
         "/api/projects/{ref}/tasks/{task_id}",
+        "/api/projects/{ref}/runs/cancel",
+        "/api/projects/{ref}/runs/rerun",
+        "/api/projects/{ref}/operations/{operation_id}",
     }
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert "202" in schema["paths"]["/api/runs"]["post"]["responses"]
