@@ -82,13 +82,22 @@ def _migrations() -> None:
     _migrations_ok_until[0] = time.monotonic() + _MIGRATIONS_OK_FOR
 
 
-def _queue() -> None:
-    from huey.contrib.djhuey import HUEY
+_redis: list = []
 
-    storage = HUEY.storage
-    if hasattr(storage, "conn") and hasattr(storage.conn, "ping"):
-        storage.conn.ping()  # Redis
+
+def _queue() -> None:
+    if settings.REDIS_URL:
+        # A client of its own with short timeouts: a hung Redis must not hang the probe.
+        if not _redis:
+            import redis
+
+            _redis.append(
+                redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+            )
+        _redis[0].ping()
     else:
+        from huey.contrib.djhuey import HUEY
+
         HUEY.pending_count()  # SQLite: one read of the queue table
 
 
