@@ -124,3 +124,52 @@ def test_a_worker_that_cannot_prove_its_lease_is_fenced(monkeypatch, settings):
         registry, "_on_postgresql", lambda: False
     )  # one host: the pid check is enough
     assert not registration.fenced()
+
+
+@pytest.mark.skipif(
+    "postgresql" not in str(connections.settings["default"]["ENGINE"]), reason="PostgreSQL only"
+)
+def test_on_postgresql_a_free_lease_settles_a_workers_runs_at_once(db, project, settings):
+    """A worker on another host (no pid to check): its free lock is the proof of death."""
+    settings.STUDIO_HEARTBEAT_SECONDS = 1
+    settings.STUDIO_WORKER_LOST_SECONDS = 600
+    quiet = timezone.now() - timezone.timedelta(seconds=5)
+    gone = Worker.objects.create(name="far:1.aaa", host="far-away", pid=1, heartbeat_at=quiet)
+    held = Worker.objects.create(name="far:2.bbb", host="far-away", pid=2, heartbeat_at=quiet)
+    holder = connections.create_connection("default")
+    with holder.cursor() as cursor:  # the second one's process still holds its session
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [registry.LOCK_NAMESPACE, held.pk])
+    runs = {}
+    for worker in (gone, held):
+        run = service.create_run(project, target="task:sleeper", input={}).run
+        Run.objects.filter(pk=run.pk).update(
+            status="running", attempt=1, worker=f"{worker.name}:Worker-1", heartbeat_at=quiet
+        )
+        runs[worker.name] = run
+    try:
+        assert registry.settle_dead_workers() == 1
+    finally:
+        holder.close()
+    gone.refresh_from_db()
+    held.refresh_from_db()
+    assert (gone.state, held.state) == ("lost", "alive")
+    assert Run.objects.get(pk=runs[gone.name].pk).status == "failed"
+    assert Run.objects.get(pk=runs[held.name].pk).status == "running"
+
+
+def test_json_logs_carry_the_run_the_worker_is_on(start_worker, project):
+    worker = start_worker(tasks_dir=TEST_TASKS, STUDIO_LOG_FORMAT="json", **QUICK)
+    run = service.create_run(project, target="task:sleeper", input={"seconds": 600}).run
+    wait_run(run, "running")
+    # Someone else took the run: the supervisor stops it and says so, in the run's context.
+    Run.objects.filter(pk=run.pk).update(worker="elsewhere:1.x:Worker-1")
+    line = wait_for(
+        lambda: next((line for line in worker.output if "taken away" in line), None),
+        20,
+        message="the supervisor's warning",
+    )
+    entry = __import__("json").loads(line)
+    assert entry["level"] == "WARNING"
+    assert entry["run_id"] == run.pk
+    assert entry["project"] == "acme"
+    assert entry["worker"].startswith(f"{socket.gethostname()}:{worker.pid}.")
