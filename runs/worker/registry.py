@@ -48,14 +48,19 @@ def _version() -> str:
         return ""
 
 
-def process_started(pid: int) -> str:
-    """The start time of `pid` in clock ticks since boot ('' if unknown): tells a reused pid."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name ([] if unknown)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-        return stat.rsplit(")", 1)[1].split()[19]
+            return f.read().decode(errors="replace").rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return ""
+        return []
+
+
+def process_started(pid: int) -> str:
+    """The start time of `pid` in clock ticks since boot ('' if unknown): tells a reused pid."""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def pid_is_gone(worker: Worker) -> bool:
@@ -68,7 +73,10 @@ def pid_is_gone(worker: Worker) -> bool:
         return True
     except PermissionError:
         pass  # someone else's process now has that pid: compare start times
-    started = process_started(worker.pid)
+    fields = _stat(worker.pid)
+    if fields and fields[0] == "Z":
+        return True  # dead, only not reaped yet by its parent
+    started = fields[19] if len(fields) > 19 else ""
     return bool(worker.process_started and started and started != worker.process_started)
 
 
@@ -91,14 +99,25 @@ class Registration:
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.worker = Worker.objects.create(
-            name=self.name,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            process_started=process_started(os.getpid()),
-            version=_version(),
-            capacity=self.capacity,
-        )
+        # A worker (re)started while the database restarts waits for it rather than exiting.
+        delay = 0.5
+        while True:
+            try:
+                self.worker = Worker.objects.create(
+                    name=self.name,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    process_started=process_started(os.getpid()),
+                    version=_version(),
+                    capacity=self.capacity,
+                )
+                break
+            except DatabaseError:
+                log.warning("cannot register worker %s yet; retrying in %ss", self.name, delay)
+                close_old_connections()
+                connection.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
         self.thread = threading.Thread(target=self._loop, name="studio-registry", daemon=True)
         self.thread.start()
         _current[0] = self

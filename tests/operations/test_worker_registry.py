@@ -173,3 +173,12 @@ def test_json_logs_carry_the_run_the_worker_is_on(start_worker, project):
     assert entry["run_id"] == run.pk
     assert entry["project"] == "acme"
     assert entry["worker"].startswith(f"{socket.gethostname()}:{worker.pid}.")
+
+
+def test_a_killed_but_unreaped_worker_counts_as_gone(db):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        wait_for(lambda: registry._stat(proc.pid)[:1] == ["Z"], 10, message="a zombie")
+        assert registry.pid_is_gone(Worker(host=socket.gethostname(), pid=proc.pid))
+    finally:
+        proc.wait()
