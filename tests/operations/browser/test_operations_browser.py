@@ -29,6 +29,7 @@ def test_bulk_cancel_checked_runs_with_a_confirmation_and_progress(
     sign_in(operator, "/p/acme/runs/")
     for run in doomed:
         page.get_by_label(f"Select {run.pk}").check()
+    screenshot("runs-bulk-selection")
     page.get_by_role("button", name="Cancel…").click()
 
     expect(page.get_by_role("heading", name="Cancel 2 runs?")).to_be_visible()
