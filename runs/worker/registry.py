@@ -148,18 +148,21 @@ class Registration:
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():
+            ok = False
             try:
-                self.beat()
+                ok = self.beat()
             except Exception:
                 log.warning("worker heartbeat failed; retrying", exc_info=True)
                 connection.close()
-            if self.stop_event.wait(self.interval):
+            # After a failure, try again soon: the lease must be back before the fence falls.
+            if self.stop_event.wait(self.interval if ok else min(self.interval, 0.5)):
                 break
         connection.close()
 
-    def beat(self) -> None:
-        if connection.vendor == "postgresql" and not self._hold_lock():
-            return
+    def beat(self) -> bool:
+        """Heartbeat (holding the lease on PostgreSQL); True if it was written."""
+        if _on_postgresql() and not self._hold_lock():
+            return False
         now = timezone.now()
         updated = Worker.objects.filter(pk=self.worker.pk).update(heartbeat_at=now)
         if not updated:  # pruned, or someone deleted it: register again under the same name
@@ -174,6 +177,7 @@ class Registration:
             Worker.objects.filter(pk=self.worker.pk).update(state=Worker.State.ALIVE)
         if row["drain_requested_at"] is not None:
             self._drain()
+        return True
 
     def _drain(self) -> None:
         """Asked to drain: stop claiming, let the runs held now finish, then exit."""
