@@ -7,7 +7,10 @@ class RunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import lifecycle, notify, queue
+        from django.db.models.signals import post_save
+
+        from . import lifecycle, metrics, notify, queue
+        from .models import Run, RunEvent
         from .orchestration import hooks
         from .orchestration import queue as workflow_queue  # noqa: F401  (its Huey task)
         from .orchestration.sweeper import sweep_workflows
@@ -28,3 +31,24 @@ class RunsConfig(AppConfig):
         hooks.register()
         # ... and the sweeper finds those that did not.
         sweeper.also_sweep("workflows", sweep_workflows)
+        # Metrics: counted from hooks, so every way a run is created or ends is counted once.
+        lifecycle.on_terminal(metrics.run_finished, phase="after_commit")
+        post_save.connect(_count_created_run, sender=Run, dispatch_uid="metrics-run-created")
+        post_save.connect(_count_event, sender=RunEvent, dispatch_uid="metrics-event-created")
+
+
+def _count_created_run(sender, instance, created, **kwargs) -> None:
+    if created:
+        from django.db import transaction
+
+        from . import metrics
+
+        transaction.on_commit(lambda: metrics.run_created(instance))
+
+
+def _count_event(sender, instance, created, **kwargs) -> None:
+    # Single events saved one by one (run.created); batches are counted in insert_events.
+    if created:
+        from . import metrics
+
+        metrics.events_written(1)

@@ -29,6 +29,7 @@ __all__ = [
     "Accepted",
     "CancelResult",
     "Event",
+    "Operation",
     "Page",
     "PageInfo",
     "Project",
@@ -262,6 +263,39 @@ class Task:
             schedulable=bool(data.get("schedulable")),
             input_schema=data.get("input_schema"),
             output_schema=data.get("output_schema"),
+        )
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A bulk cancel or re-run, and how far it got."""
+
+    operation_id: str
+    kind: str
+    status: str  # pending, running or completed
+    total: int
+    processed: int
+    succeeded: int
+    skipped: int
+    failed: int
+    result: dict
+    created_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Operation:
+        return cls(
+            operation_id=data["operation_id"],
+            kind=data["kind"],
+            status=data["status"],
+            total=data["total"],
+            processed=data["processed"],
+            succeeded=data["succeeded"],
+            skipped=data["skipped"],
+            failed=data["failed"],
+            result=data.get("result") or {},
+            created_at=_when(data.get("created_at")),
+            finished_at=_when(data.get("finished_at")),
         )
 
 
@@ -765,6 +799,60 @@ class RunsClient:
         return Accepted(
             accepted=bool(data.get("accepted")), duplicate=False, run=Run.from_dict(data["run"])
         )
+
+    # --- operations ---------------------------------------------------------------------------
+    # Bulk cancel and re-run, done in the background; follow them with get_operation().
+
+    def cancel_runs(self, run_ids: list[str] | None = None, *, filter: dict | None = None) -> str:
+        """Cancel the unfinished runs among `run_ids`, or all matching `filter` (the list's
+        filters: status, target, kind, trigger_kind, created_after, ...). Returns the
+        operation id."""
+        return self._bulk("cancel", run_ids, filter)
+
+    def rerun_runs(self, run_ids: list[str] | None = None, *, filter: dict | None = None) -> str:
+        """Run again each of `run_ids`, or every run matching `filter`. Returns the operation id;
+        the new run ids are in the finished operation's `result["new_run_ids"]`."""
+        return self._bulk("rerun", run_ids, filter)
+
+    def _bulk(self, kind: str, run_ids: list[str] | None, filter: dict | None) -> str:
+        body: dict[str, Any] = {}
+        if run_ids is not None:
+            body["run_ids"] = list(run_ids)
+        if filter is not None:
+            body["filter"] = {
+                k: v.isoformat() if isinstance(v, datetime) else v for k, v in filter.items()
+            }
+        data = self._request(
+            "POST",
+            f"projects/{_seg(self._project_ref())}/runs/{kind}",
+            json=body,
+            retry_server_errors=False,
+        )
+        return data["operation_id"]
+
+    def get_operation(self, operation_id: str) -> Operation:
+        data = self._request(
+            "GET", f"projects/{_seg(self._project_ref())}/operations/{_seg(operation_id)}"
+        )
+        return Operation.from_dict(data)
+
+    def wait_operation(
+        self, operation_id: str, timeout: float = 300.0, poll_interval: float = 0.5
+    ) -> Operation:
+        """Poll until the operation is completed, and return it (RunsError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            operation = self.get_operation(operation_id)
+            if operation.status == "completed":
+                return operation
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RunsError(
+                    f"operation {operation_id} at {operation.processed}/{operation.total} "
+                    f"after {timeout:g} s",
+                    code="timeout",
+                )
+            self._sleep(min(poll_interval, remaining))
 
 
 def _retry_after(response: httpx.Response) -> float:

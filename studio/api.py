@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db.utils import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import re_path
 from ninja import NinjaAPI
@@ -22,6 +23,7 @@ from ninja.security import HttpBearer
 
 from runs.api import ApiError
 from runs.api import router as runs_router
+from runs.api.operations import router as operations_router
 from runs.api.schedules import router as schedules_router
 from runs.api.webhooks import router as webhooks_router
 from runs.api.workflows import router as workflows_router
@@ -123,6 +125,7 @@ api.add_router("/", runs_router)
 api.add_router("/", webhooks_router)
 api.add_router("/", schedules_router)
 api.add_router("/", workflows_router)
+api.add_router("/", operations_router)
 
 
 @api.exception_handler(ApiError)
@@ -182,6 +185,14 @@ def _not_found(request, exc):
 
 @api.exception_handler(Exception)
 def _unexpected(request, exc):
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is away (restarting, unreachable): a clear, retryable answer, not a 500.
+        log.warning("database unavailable in %s %s: %s", request.method, request.path, exc)
+        response = error_response(
+            503, "the database is unavailable; try again shortly", "service_unavailable"
+        )
+        response["Retry-After"] = "5"
+        return response
     log.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(500, "internal server error", "internal_error")
 

@@ -194,6 +194,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz, /readyz and /metrics are answered before anything checks the host
+    # (and counted, like every answer, by route).
+    "studio.probes.RequestMetricsMiddleware",
+    "studio.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "studio.middleware.reject_nul",  # before anything looks a path up (files, routes, rows)
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -420,11 +424,38 @@ else:
         "consumer": {**_consumer, "initial_delay": 0.01, "backoff": 1.5, "max_delay": 0.05},
     }
 
+# --- Operations -------------------------------------------------------------------------------
+# /metrics answers a bearer token, or the addresses (IPs or CIDR networks) in the allow-list.
+STUDIO_METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
+
+
+def _networks(name: str) -> list:
+    import ipaddress
+
+    networks = []
+    for item in env_str(name).split(","):
+        if item.strip():
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"{name}: {item.strip()!r} is not an IP address or network"
+                ) from None
+    return networks
+
+
+STUDIO_METRICS_ALLOW = _networks("STUDIO_METRICS_ALLOW")
+# `json`: one JSON object per line (with run_id, project and worker where they apply).
+STUDIO_LOG_FORMAT = env_choice("STUDIO_LOG_FORMAT", "PLAIN", ("PLAIN", "JSON")).lower()
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "runs.logs.JSONFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": STUDIO_LOG_FORMAT}},
     "loggers": {
         "runs": {
             "handlers": ["console"],

@@ -270,6 +270,7 @@ class RunEvent(models.Model):
         return f"{self.run_id}#{self.id} {self.event_type}"
 
 
+from .operations import Operation, SavedFilter, Worker  # noqa: E402, F401
 from .schedules import Schedule, ScheduleOccurrence  # noqa: E402, F401
 from .webhooks import (  # noqa: E402, F401
     NotificationAttempt,

@@ -11,8 +11,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import service
-from ..orchestration.discovery import discover_workflows
 from ..models import Project, Run, Schedule, ScheduleOccurrence
+from ..orchestration.discovery import discover_workflows
 from ..validation import FieldError, apply_defaults, json_problem, schema_errors
 from . import spec
 

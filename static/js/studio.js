@@ -248,6 +248,19 @@
     });
   });
 
+  // The runs list's poll redraws rows: keep the runs a user checked for a bulk action checked.
+  var checkedRuns = new Set();
+  document.addEventListener("change", function (evt) {
+    if (!evt.target.matches("[data-bulk-select]")) return;
+    if (evt.target.checked) checkedRuns.add(evt.target.value);
+    else checkedRuns.delete(evt.target.value);
+  });
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    document.querySelectorAll("[data-bulk-select]").forEach(function (box) {
+      if (checkedRuns.has(box.value)) box.checked = true;
+    });
+  });
+
   // --- "+ Add item" / "Remove" keep the keyboard where the reader is: on the new row, or on
   //     the row that took the removed one's place (else the Add button). ---
   var arrayAction = null;

@@ -48,6 +48,9 @@ def test_it_serves_an_openapi_schema_of_every_endpoint():
         "/api/runs/{run_id}/approvals",
         "/api/runs/{run_id}/approvals/{step_id}",
         "/api/runs/{run_id}/signal",
+        "/api/projects/{ref}/runs/cancel",
+        "/api/projects/{ref}/runs/rerun",
+        "/api/projects/{ref}/operations/{operation_id}",
     }
     assert schema["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     assert "202" in schema["paths"]["/api/runs"]["post"]["responses"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from runs.definitions import discover
-from runs.models import ACTIVE_STATUSES, Run, RunEvent, is_run_id
+from runs.models import ACTIVE_STATUSES, Run, RunEvent, SavedFilter, is_run_id
 from runs.models.paging import InvalidCursor, Position
 from runs.orchestration.discovery import discover_workflows
 from runs.service import cancel_run
@@ -61,6 +62,14 @@ ROW_FIELDS = (
 )
 
 
+FILTER_KEYS = ("q", "status", "target", "trigger", "since", "until")
+
+
+def filter_query(data) -> str:
+    """The filter part of a runs-list query string (no page cursors), in a stable order."""
+    return urlencode([(key, data[key]) for key in FILTER_KEYS if data.get(key)])
+
+
 @login_required
 @require_GET
 def runs(request, project: str):
@@ -90,6 +99,8 @@ def runs(request, project: str):
         "newer": newer,
         "active_ids": [r.pk for r in page if not r.is_terminal],
         "nav": "runs",
+        "filter_query": filter_query(request.GET),
+        "saved_filters": SavedFilter.objects.filter(user=request.user, project=access.project),
     }
     # Filters that cannot be read are the client's error: say so with the status as well.
     return render(request, "runs/runs.html", context, status=200 if form.is_valid() else 400)
