@@ -161,11 +161,16 @@ def test_saving_again_under_the_same_name_replaces_it(login, viewer, project):
 
 
 @pytest.mark.parametrize(
-    "body", [{"name": "", "query": "status=failed"}, {"name": "x", "query": "status=bogus"}]
+    "body, lands_on",
+    [
+        ({"name": "", "query": "status=failed"}, 200),
+        # back on the runs list with the filter it could not read: a 400 naming it
+        ({"name": "x", "query": "status=bogus"}, 400),
+    ],
 )
-def test_a_bad_filter_is_not_saved(login, viewer, project, body):
+def test_a_bad_filter_is_not_saved(login, viewer, project, body, lands_on):
     response = login(viewer).post("/p/acme/runs/filters/", body, follow=True)
-    assert response.status_code == 200
+    assert response.status_code == lands_on
     assert not SavedFilter.objects.exists()
 
 
