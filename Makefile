@@ -6,12 +6,14 @@ DEPS   := $(shell sha1sum pyproject.toml | cut -c1-12)
 PG_URL    ?= postgres://postgres@127.0.0.1:5432/studio
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-services install install-dev browser sandbox-deps lint bench worker help
+.PHONY: run test test-sqlite test-services install install-dev browser sandbox-deps lint bench worker help faults faults-short
 
 help:
 	@echo "make run    set up and serve Studio on http://127.0.0.1:$${PORT:-8000} (UI, API, worker)"
 	@echo "make test   set up and run the whole suite (SQLite+SqliteHuey, then PostgreSQL+Redis)"
-	@echo "make bench  measure run throughput and latency against raw Huey"
+	@echo "make bench  benchmarks: run latency/throughput vs raw Huey, log run, dashboard views"
+	@echo "            (one section: make bench ONLY=latency|throughput|logs|dashboard)"
+	@echo "make faults the fault-injection suite (>= 1,000 runs; faults-short: <= 3 minutes)"
 	@echo "make lint   import contracts + ruff check + format check"
 
 $(BIN)/python:
@@ -65,17 +67,28 @@ test-sqlite: install-dev
 test-services: install-dev
 	@echo "== Suite on PostgreSQL + Redis =="
 	@if $(BIN)/python scripts/services_up.py "$(PG_URL)" "$(REDIS_TEST_URL)"; then \
-	  DATABASE_URL="$(PG_URL)" REDIS_URL="$(REDIS_TEST_URL)" $(BIN)/python -m pytest; \
+	  DATABASE_URL="$(PG_URL)" REDIS_URL="$(REDIS_TEST_URL)" $(BIN)/python -m pytest && \
+	  echo "== Fault-injection suite, short (private PostgreSQL + Redis) ==" && \
+	  $(BIN)/python -m tests.faults --short; \
 	elif [ "$$CI" = "true" ]; then \
 	  echo "PostgreSQL or Redis is not reachable and CI=true: failing rather than skipping." >&2; exit 1; \
 	else \
 	  echo "*** SKIPPED the PostgreSQL + Redis half: services not reachable (see above). ***" >&2; \
 	fi
 
+# ONLY=<section>[,<section>] runs only those (latency, throughput, logs, dashboard).
 bench: install
-	$(BIN)/python manage.py bench
+	$(BIN)/python manage.py bench $(if $(ONLY),--only $(ONLY))
 
 lint: install-dev
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The fault-injection suite (tests/faults): a private PostgreSQL + Redis on free ports, the web
+# server and three workers, a mixed workload with faults injected; prints the invariants table.
+faults: install
+	$(BIN)/python -m tests.faults $(if $(SEED),--seed $(SEED))
+
+faults-short: install
+	$(BIN)/python -m tests.faults --short $(if $(SEED),--seed $(SEED))

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from . import service
-from .models import ApiToken, Membership, Project, Run, RunEvent
+from .admin_workflows import WORKFLOW_INLINES
+from .models import ApiToken, Membership, Project, Run, RunEvent, Schedule, ScheduleOccurrence
+from .schedules import store as schedule_store
 
 EVENTS_SHOWN_ON_RUN = 200
 
@@ -50,6 +55,11 @@ class RunAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["cancel_runs", "rerun_runs"]
     readonly_fields = [f.name for f in Run._meta.fields] + ["recent_events"]
+
+    def get_inlines(self, request, obj=None):
+        # A workflow run shows its steps (and their child runs) and approvals.
+        return WORKFLOW_INLINES if obj is not None and obj.kind == Run.Kind.WORKFLOW else []
+
     fieldsets = [
         (
             None,
@@ -206,18 +216,30 @@ class ApiTokenAdmin(admin.ModelAdmin):
             read_only=obj.scope == ApiToken.Scope.READ,
             created_by=str(request.user),
         )
-        # Django's own "was added" message describes obj: make it the issued token.
         obj.pk, obj.prefix, obj.created_by, obj.created_at = (
             token.pk,
             token.prefix,
             token.created_by,
             token.created_at,
         )
-        self.message_user(
-            request,
-            f"Token created. Copy it now, it will not be shown again: {secret}",
-            level=messages.WARNING,
-        )
+        request._issued_token_secret = secret  # for response_add, in this response only
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """Show the new secret in this response itself. A message would carry it through the
+        messages cookie (or the session) to the next page; this page is also never cached."""
+        secret = getattr(request, "_issued_token_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Token created",
+            "token": obj,
+            "secret": secret,
+        }
+        response = TemplateResponse(request, "admin/runs/apitoken/issued.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Revoke selected tokens")
     def revoke_tokens(self, request, queryset):
@@ -233,3 +255,180 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "project"]
     search_fields = ["user__username", "project__slug"]
     autocomplete_fields = ["user"]
+
+
+from . import admin_webhooks  # noqa: E402, F401  (webhooks and notifications)
+
+# --- Schedules --------------------------------------------------------------------------------
+# Writes go through runs.schedules.store, as from the API and the dashboard.
+
+
+class ScheduleAdminForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = [
+            "project",
+            "slug",
+            "name",
+            "description",
+            "target",
+            "input",
+            "config",
+            "timeout_seconds",
+            "backoff_limit",
+            "cron",
+            "interval_seconds",
+            "run_at",
+            "timezone",
+            "start_at",
+            "end_at",
+            "max_runs",
+            "concurrency_policy",
+            "catch_up",
+            "starting_deadline_seconds",
+            "enabled",
+            "pause_note",
+        ]
+
+    def store_data(self) -> dict:
+        data = {k: v for k, v in self.cleaned_data.items() if k not in ("project", "slug")}
+        data["id"] = self.cleaned_data.get("slug") or (
+            self.instance.slug if self.instance.pk else None
+        )
+        for key in ("run_at", "start_at", "end_at"):
+            if data.get(key) is not None:
+                data[key] = data[key].isoformat()
+        return data
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            checked = schedule_store.clean(self.store_data())
+            schedule_store.check_target_and_input(checked["target"], checked["input"])
+        except schedule_store.ScheduleError as exc:
+            for error in exc.errors or []:
+                name = {"id": "slug"}.get(error.field.split(".")[0], error.field.split(".")[0])
+                self.add_error(name if name in self.fields else None, error.message)
+            if not exc.errors:
+                self.add_error(None, exc.message)
+        return cleaned
+
+
+class OccurrenceInline(admin.TabularInline):
+    model = ScheduleOccurrence
+    extra = 0
+    can_delete = False
+    max_num = 0
+    fields = ["slot", "outcome", "run_id", "count", "reason", "recorded_at"]
+    readonly_fields = fields
+    ordering = ["-slot"]
+    show_change_link = False
+
+    def get_queryset(self, request):
+        # The newest slots only; the full ledger has its own admin page.
+        qs = super().get_queryset(request)
+        ids = list(qs.order_by("-slot").values_list("pk", flat=True)[:50])
+        return qs.filter(pk__in=ids)
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleAdminForm
+    list_display = [
+        "slug",
+        "project",
+        "target",
+        "when",
+        "next_fire_at",
+        "enabled",
+        "source",
+        "run_count",
+    ]
+    list_filter = ["enabled", "source", "concurrency_policy", "project"]
+    search_fields = ["slug", "name", "target"]
+    readonly_fields = [
+        "source",
+        "source_path",
+        "file_error",
+        "fire_error",
+        "next_fire_at",
+        "buffered_slot",
+        "last_fired_at",
+        "last_run_id",
+        "run_count",
+        "done_at",
+        "done_reason",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [OccurrenceInline]
+    actions = ["pause_selected", "resume_selected", "trigger_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(self.readonly_fields)
+        if obj is not None:
+            fields += ["project", "slug"]
+        return fields
+
+    def has_change_permission(self, request, obj=None):
+        # A file schedule changes with its file; pause and resume are actions.
+        if obj is not None and obj.is_file:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_file:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        data = form.store_data()
+        if change:
+            saved = schedule_store.update(Schedule.objects.get(pk=obj.pk), data)
+        else:
+            saved = schedule_store.create(
+                form.cleaned_data["project"], data, created_by=request.user.get_username()
+            )
+        obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
+
+    def delete_queryset(self, request, queryset):
+        for schedule in queryset:
+            if not schedule.is_file:
+                schedule_store.delete(schedule)
+
+    @admin.action(description="Pause selected schedules")
+    def pause_selected(self, request, queryset):
+        for schedule in queryset:
+            schedule_store.pause(schedule, f"paused in the admin by {request.user.get_username()}")
+        messages.success(request, f"Paused {queryset.count()} schedule(s).")
+
+    @admin.action(description="Resume selected schedules")
+    def resume_selected(self, request, queryset):
+        for schedule in queryset:
+            schedule_store.resume(schedule)
+        messages.success(request, f"Resumed {queryset.count()} schedule(s).")
+
+    @admin.action(description="Run selected schedules now")
+    def trigger_selected(self, request, queryset):
+        for schedule in queryset.select_related("project"):
+            try:
+                run = schedule_store.trigger(schedule, created_by=request.user.get_username())
+            except schedule_store.ScheduleError as exc:
+                messages.error(request, f"{schedule.slug}: {exc.message}")
+            else:
+                messages.success(request, f"{schedule.slug}: started {run.pk}")
+
+
+@admin.register(ScheduleOccurrence)
+class ScheduleOccurrenceAdmin(admin.ModelAdmin):
+    list_display = ["schedule", "slot", "outcome", "run_id", "count", "reason", "recorded_at"]
+    list_filter = ["outcome"]
+    search_fields = ["schedule__slug", "run_id"]
+    list_select_related = ["schedule"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the ledger is a record of what happened

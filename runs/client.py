@@ -29,6 +29,7 @@ __all__ = [
     "Accepted",
     "CancelResult",
     "Event",
+    "Operation",
     "Page",
     "PageInfo",
     "Project",
@@ -265,6 +266,39 @@ class Task:
         )
 
 
+@dataclass(frozen=True)
+class Operation:
+    """A bulk cancel or re-run, and how far it got."""
+
+    operation_id: str
+    kind: str
+    status: str  # pending, running or completed
+    total: int
+    processed: int
+    succeeded: int
+    skipped: int
+    failed: int
+    result: dict
+    created_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Operation:
+        return cls(
+            operation_id=data["operation_id"],
+            kind=data["kind"],
+            status=data["status"],
+            total=data["total"],
+            processed=data["processed"],
+            succeeded=data["succeeded"],
+            skipped=data["skipped"],
+            failed=data["failed"],
+            result=data.get("result") or {},
+            created_at=_when(data.get("created_at")),
+            finished_at=_when(data.get("finished_at")),
+        )
+
+
 # --- The client -------------------------------------------------------------------------------
 
 
@@ -356,10 +390,14 @@ class RunsClient:
 
     @staticmethod
     def _result(response: httpx.Response) -> Any:
+        if response.status_code == 204:
+            return None
         try:
             body = response.json()
         except ValueError:
             body = None
+        if response.status_code == 204:
+            return None
         if response.is_success:
             if body is None:
                 raise RunsError(
@@ -416,9 +454,15 @@ class RunsClient:
         batch_id: str | None = None,
         timeout_seconds: int | None = None,
         backoff_limit: int | None = None,
+        start_mode: str | None = None,
+        runtime_target_kind: str | None = None,
     ) -> Accepted:
-        """Start a run of `target` (`task:<id>`). Without `project_id`, the client's project."""
+        """Start a run of `target` (`task:<id>`). Without `project_id`, the client's project.
+
+        `runtime_target_kind` is Veryfront's; Studio accepts only "main_branch" (or None)."""
         request = {
+            "runtime_target_kind": runtime_target_kind,
+            "start_mode": start_mode,
             "name": name,
             "target": target,
             "input": input,
@@ -440,7 +484,7 @@ class RunsClient:
         public_id: str | None = None,
         parent_run_id: str | None = None,
     ) -> Accepted:
-        """Start a workflow run (the server refuses these until workflows land)."""
+        """Start a run of workflow `workflow_id` (target `workflow:<workflow_id>`)."""
         request = {
             "workflow_id": workflow_id,
             "target": target,
@@ -483,10 +527,18 @@ class RunsClient:
             accepted=bool(data.get("accepted")), duplicate=False, run=Run.from_dict(data["run"])
         )
 
-    def list(self, limit: int = 50, cursor: str | None = None, **filters: Any) -> Page:
+    def list(
+        self,
+        limit: int = 50,
+        cursor: str | None = None,
+        fields: str | None = None,
+        **filters: Any,
+    ) -> Page:
         """One page of the project's runs, newest first. Filters: status, target, kind,
-        trigger_kind, parent_run_id, created_after, created_before (datetime or ISO string)."""
-        params = {"limit": limit, "cursor": cursor}
+        trigger_kind, parent_run_id, created_after, created_before (datetime or ISO string).
+
+        `fields="summary"` leaves each run's logs, input, output and config out (None)."""
+        params = {"limit": limit, "cursor": cursor, "fields": fields}
         for key, value in filters.items():
             params[key] = value.isoformat() if isinstance(value, datetime) else value
         data = self._request("GET", f"projects/{_seg(self._project_ref())}/runs", params=params)
@@ -494,11 +546,13 @@ class RunsClient:
             [Run.from_dict(r) for r in data["data"]], PageInfo.from_dict(data.get("page_info"))
         )
 
-    def iter_runs(self, limit: int = 50, **filters: Any) -> Iterator[Run]:
+    def iter_runs(
+        self, limit: int = 50, fields: str | None = None, **filters: Any
+    ) -> Iterator[Run]:
         """Every matching run, newest first, following the pages."""
         cursor = None
         while True:
-            page = self.list(limit=limit, cursor=cursor, **filters)
+            page = self.list(limit=limit, cursor=cursor, fields=fields, **filters)
             yield from page.data
             cursor = page.page_info.next
             if not cursor:
@@ -543,6 +597,65 @@ class RunsClient:
                 raise RunsWaitTimeout(f"run {run_id} still {run.status} after {timeout:g} s", run)
             self._sleep(min(poll_interval, remaining))
 
+    # --- schedules ---------------------------------------------------------------------------
+    # Schedules travel as plain dicts with the API's field names (see the API reference).
+
+    def _schedules_path(self, schedule_id: str | None = None, action: str = "") -> str:
+        path = f"projects/{_seg(self._project_ref())}/schedules"
+        if schedule_id is not None:
+            path += f"/{_seg(schedule_id)}"
+        return path + (f"/{action}" if action else "")
+
+    def list_schedules(self) -> list[dict]:
+        return self._request("GET", self._schedules_path())["data"]
+
+    def get_schedule(self, schedule_id: str) -> dict:
+        return self._request("GET", self._schedules_path(schedule_id))
+
+    def create_schedule(self, *, id: str, target: str, **fields: Any) -> dict:
+        """Create a schedule: `cron=`, `interval_seconds=` or `run_at=`, plus any other field."""
+        body = {"id": id, "target": target, **fields}
+        return self._request("POST", self._schedules_path(), json=body, retry_server_errors=False)
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> dict:
+        return self._request("PATCH", self._schedules_path(schedule_id), json=changes)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._request("DELETE", self._schedules_path(schedule_id))
+
+    def pause_schedule(self, schedule_id: str, note: str = "") -> dict:
+        return self._request(
+            "POST", self._schedules_path(schedule_id, "pause"), json={"note": note}
+        )
+
+    def resume_schedule(self, schedule_id: str) -> dict:
+        return self._request("POST", self._schedules_path(schedule_id, "resume"))
+
+    def trigger_schedule(self, schedule_id: str) -> Accepted:
+        """Run the schedule's target now, outside its slots."""
+        data = self._request(
+            "POST", self._schedules_path(schedule_id, "trigger"), retry_server_errors=False
+        )
+        return Accepted(
+            accepted=bool(data.get("accepted")), duplicate=False, run=Run.from_dict(data["run"])
+        )
+
+    def schedule_occurrences(
+        self, schedule_id: str, limit: int = 50, cursor: str | None = None
+    ) -> dict:
+        """One page of the ledger, newest slot first: {"data": [...], "page_info": {...}}."""
+        return self._request(
+            "GET",
+            self._schedules_path(schedule_id, "occurrences"),
+            params={"limit": limit, "cursor": cursor},
+        )
+
+    def preview_schedule(self, schedule_id: str, count: int = 5) -> list[dict]:
+        """The next `count` fire times, each {"utc": ..., "local": ...}."""
+        return self._request(
+            "GET", self._schedules_path(schedule_id, "preview"), params={"count": count}
+        )["data"]
+
     # -- Tasks ---------------------------------------------------------------------------------
 
     def tasks(self) -> list[Task]:
@@ -553,6 +666,193 @@ class RunsClient:
         return Task.from_dict(
             self._request("GET", f"projects/{_seg(self._project_ref())}/tasks/{_seg(task_id)}")
         )
+
+    # --- webhooks and notifications -----------------------------------------------------------
+    # Plain dicts in the API's shapes. A secret is only in the answers of create_webhook,
+    # rotate_webhook_secret and create_notification (json targets): keep it then.
+
+    def _project_path(self, *parts: str) -> str:
+        return "/".join(["projects", _seg(self._project_ref()), *(_seg(p) for p in parts)])
+
+    def webhooks(self, limit: int = 200) -> list[dict]:
+        return self._request("GET", self._project_path("webhooks"), params={"limit": limit})["data"]
+
+    def webhook(self, webhook_id: str) -> dict:
+        return self._request("GET", self._project_path("webhooks", webhook_id))
+
+    def create_webhook(self, *, id: str, target: str, **fields: Any) -> dict:
+        """Create a webhook; returns {"webhook": {...}, "secret": "..."} (the only time)."""
+        body = {"id": id, "target": target, **fields}
+        return self._request(
+            "POST", self._project_path("webhooks"), json=body, retry_server_errors=False
+        )
+
+    def update_webhook(self, webhook_id: str, **fields: Any) -> dict:
+        return self._request("PATCH", self._project_path("webhooks", webhook_id), json=fields)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._request("DELETE", self._project_path("webhooks", webhook_id))
+
+    def rotate_webhook_secret(self, webhook_id: str, overlap_seconds: int | None = None) -> dict:
+        """A new secret; the old one verifies for `overlap_seconds` more (default a day)."""
+        body = {} if overlap_seconds is None else {"overlap_seconds": overlap_seconds}
+        return self._request(
+            "POST",
+            self._project_path("webhooks", webhook_id, "rotate-secret"),
+            json=body,
+            retry_server_errors=False,
+        )
+
+    def webhook_deliveries(
+        self, webhook_id: str, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        data = self._request(
+            "GET",
+            self._project_path("webhooks", webhook_id, "deliveries"),
+            params={"limit": limit, "cursor": cursor},
+        )
+        return Page(data["data"], PageInfo.from_dict(data.get("page_info")))
+
+    def notifications(self, limit: int = 200) -> list[dict]:
+        return self._request("GET", self._project_path("notifications"), params={"limit": limit})[
+            "data"
+        ]
+
+    def notification(self, notification_id: str) -> dict:
+        return self._request("GET", self._project_path("notifications", notification_id))
+
+    def create_notification(self, *, url: str, kind: str = "json", **fields: Any) -> dict:
+        """Add a target; returns {"notification": {...}, "secret": "..." or None for slack}."""
+        body = {"url": url, "kind": kind, **fields}
+        return self._request(
+            "POST", self._project_path("notifications"), json=body, retry_server_errors=False
+        )
+
+    def update_notification(self, notification_id: str, **fields: Any) -> dict:
+        return self._request(
+            "PATCH", self._project_path("notifications", notification_id), json=fields
+        )
+
+    def delete_notification(self, notification_id: str) -> None:
+        self._request("DELETE", self._project_path("notifications", notification_id))
+
+    def notification_attempts(
+        self, notification_id: str, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        data = self._request(
+            "GET",
+            self._project_path("notifications", notification_id, "attempts"),
+            params={"limit": limit, "cursor": cursor},
+        )
+        return Page(data["data"], PageInfo.from_dict(data.get("page_info")))
+
+    # --- workflows ----------------------------------------------------------------------------
+
+    def workflows(self) -> list[dict]:
+        """The project's workflows, each with its `graph` of nodes and edges."""
+        return self._request("GET", f"projects/{_seg(self._project_ref())}/workflows")["data"]
+
+    def workflow(self, workflow_id: str) -> dict:
+        return self._request(
+            "GET", f"projects/{_seg(self._project_ref())}/workflows/{_seg(workflow_id)}"
+        )
+
+    def steps(self, run_id: str) -> list[dict]:
+        """A workflow run's steps in graph order: status, child run ids, output, error."""
+        return self._request("GET", f"runs/{_seg(run_id)}/steps")["data"]
+
+    def approvals(self, run_id: str) -> list[dict]:
+        return self._request("GET", f"runs/{_seg(run_id)}/approvals")["data"]
+
+    def approve(self, run_id: str, step_id: str, comment: str | None = None) -> dict:
+        """Approve a pending approval step; a RunsError with code `already_decided` if it was
+        decided before. Returns `{"approval": {...}, "run": Run}`."""
+        return self._decide(run_id, step_id, True, comment)
+
+    def reject(self, run_id: str, step_id: str, comment: str | None = None) -> dict:
+        return self._decide(run_id, step_id, False, comment)
+
+    def _decide(self, run_id: str, step_id: str, approved: bool, comment: str | None) -> dict:
+        data = self._request(
+            "POST",
+            f"runs/{_seg(run_id)}/approvals/{_seg(step_id)}",
+            json={"approved": approved, "comment": comment},
+            retry_server_errors=False,
+        )
+        return {"approval": data["approval"], "run": Run.from_dict(data["run"])}
+
+    def signal(self, run_id: str, event: str, payload: Any = None) -> bool:
+        """Send `event` to a workflow run; a wait_for_event step for it takes the first one."""
+        data = self._request(
+            "POST",
+            f"runs/{_seg(run_id)}/signal",
+            json={"event": event, "payload": payload},
+            retry_server_errors=False,
+        )
+        return bool(data.get("accepted"))
+
+    def rerun_from_failed(self, run_id: str) -> Accepted:
+        """A new workflow run reusing the steps that completed; the rest run again."""
+        data = self._request(
+            "POST", f"runs/{_seg(run_id)}/rerun", json={"from": "failed"}, retry_server_errors=False
+        )
+        return Accepted(
+            accepted=bool(data.get("accepted")), duplicate=False, run=Run.from_dict(data["run"])
+        )
+
+    # --- operations ---------------------------------------------------------------------------
+    # Bulk cancel and re-run, done in the background; follow them with get_operation().
+
+    def cancel_runs(self, run_ids: list[str] | None = None, *, filter: dict | None = None) -> str:
+        """Cancel the unfinished runs among `run_ids`, or all matching `filter` (the list's
+        filters: status, target, kind, trigger_kind, created_after, ...). Returns the
+        operation id."""
+        return self._bulk("cancel", run_ids, filter)
+
+    def rerun_runs(self, run_ids: list[str] | None = None, *, filter: dict | None = None) -> str:
+        """Run again each of `run_ids`, or every run matching `filter`. Returns the operation id;
+        the new run ids are in the finished operation's `result["new_run_ids"]`."""
+        return self._bulk("rerun", run_ids, filter)
+
+    def _bulk(self, kind: str, run_ids: list[str] | None, filter: dict | None) -> str:
+        body: dict[str, Any] = {}
+        if run_ids is not None:
+            body["run_ids"] = list(run_ids)
+        if filter is not None:
+            body["filter"] = {
+                k: v.isoformat() if isinstance(v, datetime) else v for k, v in filter.items()
+            }
+        data = self._request(
+            "POST",
+            f"projects/{_seg(self._project_ref())}/runs/{kind}",
+            json=body,
+            retry_server_errors=False,
+        )
+        return data["operation_id"]
+
+    def get_operation(self, operation_id: str) -> Operation:
+        data = self._request(
+            "GET", f"projects/{_seg(self._project_ref())}/operations/{_seg(operation_id)}"
+        )
+        return Operation.from_dict(data)
+
+    def wait_operation(
+        self, operation_id: str, timeout: float = 300.0, poll_interval: float = 0.5
+    ) -> Operation:
+        """Poll until the operation is completed, and return it (RunsError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            operation = self.get_operation(operation_id)
+            if operation.status == "completed":
+                return operation
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RunsError(
+                    f"operation {operation_id} at {operation.processed}/{operation.total} "
+                    f"after {timeout:g} s",
+                    code="timeout",
+                )
+            self._sleep(min(poll_interval, remaining))
 
 
 def _retry_after(response: httpx.Response) -> float:

@@ -9,6 +9,7 @@ import json
 
 from django.db import connection, transaction
 
+from . import metrics
 from .models import RunEvent
 
 
@@ -82,3 +83,4 @@ def insert_events(run_id: str, rows: list[tuple[str, object, object]]) -> None:
                     f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES (%s, %s, %s, %s)",
                     params,
                 )
+    metrics.events_written(len(rows))

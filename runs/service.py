@@ -59,15 +59,9 @@ class CreateResult:
 def resolve_task(target: str) -> TaskDefinition:
     """The task a `task:<id>` target names, or TargetNotFound saying what exists."""
     if not isinstance(target, str) or not target.startswith("task:"):
-        if isinstance(target, str) and target.startswith("workflow:"):
-            raise RunError(
-                "workflow runs are not supported yet: only task:<id> targets can run",
-                errors=[FieldError("target", "workflow targets are not supported yet", "enum")],
-                code="workflows_unsupported",
-            )
         raise TargetNotFound(
-            f"target {target!r} must look like task:<id>",
-            errors=[FieldError("target", "must look like task:<id>", "pattern")],
+            f"target {target!r} must look like task:<id> or workflow:<id>",
+            errors=[FieldError("target", "must look like task:<id> or workflow:<id>", "pattern")],
         )
     task_id = target.removeprefix("task:")
     found = discover()
@@ -105,8 +99,11 @@ def create_run(
     backoff_limit: int | None = None,
     trigger_kind: str = Run.Trigger.MANUAL,
     trigger_id: str | None = None,
+    schedule_id: str | None = None,
     created_by: str | None = None,
     metadata: dict | None = None,
+    start_mode: str | None = None,
+    runtime_target_kind: str | None = None,
 ) -> CreateResult:
     """Validate, store a pending run with its `run.created` event, and enqueue it after commit.
 
@@ -118,6 +115,23 @@ def create_run(
         if existing:
             return CreateResult(existing, duplicate=True)
 
+    if isinstance(target, str) and target.startswith("workflow:"):
+        from .orchestration.launch import create_workflow_run
+
+        return create_workflow_run(
+            project,
+            target=target,
+            input=input,
+            name=name,
+            public_id=public_id,
+            parent_run=parent_run,
+            timeout_seconds=timeout_seconds,
+            trigger_kind=trigger_kind,
+            trigger_id=trigger_id,
+            created_by=created_by,
+            metadata=metadata,
+            start_mode=start_mode,
+        )
     definition = resolve_task(target)
     input = {} if input is None else input
     config = {} if config is None else config
@@ -162,8 +176,11 @@ def create_run(
         ),
         trigger_kind=trigger_kind,
         trigger_id=trigger_id,
+        schedule_id=schedule_id,
         created_by=created_by,
         metadata=metadata or {},
+        start_mode=start_mode,
+        runtime_target_kind=runtime_target_kind,
         created_at=now,
         enqueued_at=now,
     )
@@ -182,16 +199,35 @@ def create_run(
 
 def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
     """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
-    if the run had already finished. A running run is stopped by its worker: this only records
-    the request, and the worker ends the run as `cancelled`."""
+    if the run had already finished. A workflow run's cascade is its orchestrator's."""
     result = lifecycle.cancel(run, reason)
+    if result.run.kind == Run.Kind.WORKFLOW:
+        from .orchestration.queue import enqueue_advance
+
+        enqueue_advance(result.run.pk)
     return result.accepted, result.run
 
 
 def rerun(
-    run: Run, *, created_by: str | None = None, trigger_kind: str = Run.Trigger.MANUAL
+    run: Run,
+    *,
+    created_by: str | None = None,
+    trigger_kind: str = Run.Trigger.MANUAL,
+    from_failed: bool = False,
 ) -> CreateResult:
-    """A new run of the same target with the same input and config."""
+    """A new run of the same target with the same input and config. A workflow run may re-run
+    from its failed step: steps that completed with the same target and input are reused."""
+    if run.kind == Run.Kind.WORKFLOW:
+        from .orchestration.actions import rerun_workflow
+
+        return rerun_workflow(
+            run, from_failed=from_failed, created_by=created_by, trigger_kind=trigger_kind
+        )
+    if from_failed:
+        raise RunError(
+            "only a workflow run can re-run from its failed step",
+            errors=[FieldError("from", "only for workflow runs", "enum")],
+        )
     return create_run(
         run.project,
         target=run.target,

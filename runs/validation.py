@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,30 @@ def storable_text(value: str) -> str:
     return value
 
 
+def loads_json(text: str | bytes) -> Any:
+    """Parse JSON that came from outside, as strictly as the databases store it.
+
+    ValueError (with a message for a person) for what is not JSON or cannot be stored:
+    NaN and Infinity, numbers beyond a float's range (`1e400`), and nesting so deep that the
+    parser itself gives up. Shallower but still excessive nesting is json_problem's to refuse.
+    """
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deep to read") from None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
 def json_problem(value: Any) -> str | None:
     """Why a parsed JSON value cannot be stored as it is, or None. Walks without recursion."""
     stack = [(value, 1)]
@@ -39,6 +65,8 @@ def json_problem(value: Any) -> str | None:
                 stack.append((child, depth + 1))
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "holds a number that is not finite (NaN or Infinity)"
         elif isinstance(item, str):
             try:
                 storable_text(item)

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db.utils import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import re_path
 from ninja import NinjaAPI
@@ -22,7 +23,12 @@ from ninja.security import HttpBearer
 
 from runs.api import ApiError
 from runs.api import router as runs_router
+from runs.api.operations import router as operations_router
+from runs.api.schedules import router as schedules_router
+from runs.api.webhooks import router as webhooks_router
+from runs.api.workflows import router as workflows_router
 from runs.models import ApiToken
+from runs.validation import loads_json
 
 log = logging.getLogger("runs.api")
 
@@ -34,7 +40,8 @@ class BodyTooLarge(Exception):
 
 
 class StrictJSONParser(Parser):
-    """JSON bodies only, within the size limit; NaN and Infinity are not JSON and are refused."""
+    """JSON bodies only, within the size limit; NaN, Infinity and numbers beyond a float's range
+    (`1e400`) are refused, as is nesting too deep to parse."""
 
     def parse_body(self, request: HttpRequest) -> Any:
         try:
@@ -46,11 +53,7 @@ class StrictJSONParser(Parser):
         body = request.body
         if len(body) > settings.STUDIO_MAX_BODY_BYTES:
             raise BodyTooLarge
-        return json.loads(body, parse_constant=_refuse_constant)
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+        return loads_json(body)
 
 
 class TokenAuth(HttpBearer):
@@ -119,6 +122,10 @@ api = StudioAPI(
     auth=TokenAuth(),
 )
 api.add_router("/", runs_router)
+api.add_router("/", webhooks_router)
+api.add_router("/", schedules_router)
+api.add_router("/", workflows_router)
+api.add_router("/", operations_router)
 
 
 @api.exception_handler(ApiError)
@@ -178,6 +185,14 @@ def _not_found(request, exc):
 
 @api.exception_handler(Exception)
 def _unexpected(request, exc):
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is away (restarting, unreachable): a clear, retryable answer, not a 500.
+        log.warning("database unavailable in %s %s: %s", request.method, request.path, exc)
+        response = error_response(
+            503, "the database is unavailable; try again shortly", "service_unavailable"
+        )
+        response["Retry-After"] = "5"
+        return response
     log.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(500, "internal server error", "internal_error")
 

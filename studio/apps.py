@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class StudioConfig(AppConfig):
     name = "studio"
-    verbose_name = "Studio dashboard"
+    verbose_name = "Studio"

@@ -4,7 +4,9 @@ Worker processes started by the tests inherit these variables, so they consume t
 nothing else; a developer's `make run` worker never steals a test's runs (or the reverse).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 
@@ -13,6 +15,12 @@ os.environ.setdefault("STUDIO_QUEUE_NAME", f"studio-test-{_session}")
 os.environ.setdefault(
     "STUDIO_HUEY_FILE", os.path.join(tempfile.gettempdir(), f"studio-test-huey-{_session}.sqlite3")
 )
+
+# Metrics of the test process and of the workers it starts, added up by /metrics.
+_metrics_dir = os.path.join(tempfile.gettempdir(), f"studio-test-metrics-{_session}")
+os.makedirs(_metrics_dir, exist_ok=True)
+atexit.register(shutil.rmtree, _metrics_dir, True)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _metrics_dir)
 
 from studio.settings import *  # noqa: E402, F403
 

@@ -7,22 +7,18 @@ Writes go through runs.service, the one path that creates and cancels runs.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 import uuid
-from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from ninja import Body, Query, Router, Status
 from ninja.errors import HttpError
 
 from .. import service
 from ..definitions import discover
-from ..models import ApiToken, Project, Run, RunEvent
+from ..models import ApiToken, Project, Run, RunEvent, is_run_id
+from ..models.paging import InvalidCursor, event_cursor, page_of_runs, parse_event_cursor
 from .schemas import (
+    SUMMARY_OMITS,
     AcceptedOut,
     CancelOut,
     CreateRunIn,
@@ -31,6 +27,7 @@ from .schemas import (
     EventListQuery,
     EventPage,
     ProjectOut,
+    RerunIn,
     RunFilters,
     RunListQuery,
     RunOut,
@@ -43,8 +40,6 @@ from .schemas import (
 )
 
 router = Router(tags=["runs"])
-
-RUN_ID_RE = re.compile(r"run_[0-9a-f]{32}")
 
 READ_ERRORS = {frozenset({401, 404, 422}): ErrorOut}
 WRITE_ERRORS = {frozenset({400, 401, 403, 404, 413, 422}): ErrorOut}
@@ -82,7 +77,7 @@ def _project(request, ref: str) -> Project:
 def _run(request, run_id: str) -> Run:
     # A malformed id cannot name a run; answer without asking the database.
     run = None
-    if RUN_ID_RE.fullmatch(run_id):
+    if is_run_id(run_id):
         run = (
             Run.objects.select_related("project")
             .filter(pk=run_id, project_id=request.auth.project_id)
@@ -97,84 +92,13 @@ def _created_by(token: ApiToken) -> str:
     return f"token:{token.name}"
 
 
-# --- Cursors ----------------------------------------------------------------------------------
-# Opaque to clients: base64url of a small JSON object naming a position, not an offset, so a
-# page boundary stays put while new runs arrive.
-
-
-def _encode_cursor(data: dict) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _decode_cursor(cursor: str) -> dict:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-    except (binascii.Error, ValueError):
-        data = None
-    if not isinstance(data, dict):
-        raise ApiError(
-            422,
-            "cursor is not one this API handed out",
-            code="invalid_cursor",
-            detail=_field("cursor", "is not a cursor from page_info", "cursor"),
-        )
-    return data
-
-
-def _run_cursor(direction: str, run: Run) -> str:
-    return _encode_cursor({"d": direction, "t": run.created_at.isoformat(), "i": run.id})
-
-
-def _run_position(cursor: str) -> tuple[str, datetime, str]:
-    data = _decode_cursor(cursor)
-    try:
-        direction, stamp, run_id = data["d"], datetime.fromisoformat(data["t"]), data["i"]
-        if (
-            direction not in ("next", "prev")
-            or stamp.tzinfo is None
-            or not RUN_ID_RE.fullmatch(run_id)
-        ):
-            raise ValueError
-    except (KeyError, TypeError, ValueError):
-        raise ApiError(
-            422,
-            "cursor is not one this API handed out",
-            code="invalid_cursor",
-            detail=_field("cursor", "is not a cursor from page_info", "cursor"),
-        ) from None
-    return direction, stamp, run_id
-
-
-def _keyset_page(queryset, cursor: str | None, limit: int) -> tuple[list[Run], dict]:
-    """One page of runs, newest first, and its page_info.
-
-    Runs are ordered by (created_at, id) descending, and a cursor names the run at the edge of
-    a page, so runs created between two requests shift no page boundary: they only appear when
-    a client asks for what is newer (`prev`) or starts over.
-    """
-    newest_first = queryset.order_by("-created_at", "-id")
-    if cursor is None:
-        rows = list(newest_first[: limit + 1])
-        page, more_older, more_newer = rows[:limit], len(rows) > limit, False
-    else:
-        direction, stamp, run_id = _run_position(cursor)
-        if direction == "next":
-            older = Q(created_at__lt=stamp) | Q(created_at=stamp, id__lt=run_id)
-            rows = list(newest_first.filter(older)[: limit + 1])
-            page, more_older, more_newer = rows[:limit], len(rows) > limit, True
-        else:
-            newer = Q(created_at__gt=stamp) | Q(created_at=stamp, id__gt=run_id)
-            rows = list(queryset.filter(newer).order_by("created_at", "id")[: limit + 1])
-            page, more_older, more_newer = rows[:limit][::-1], True, len(rows) > limit
-    page_info = {
-        "self": cursor,
-        "first": None,
-        "next": _run_cursor("next", page[-1]) if page and more_older else None,
-        "prev": _run_cursor("prev", page[0]) if page and more_newer else None,
-    }
-    return page, page_info
+def _invalid_cursor() -> ApiError:
+    return ApiError(
+        422,
+        "cursor is not one this API handed out",
+        code="invalid_cursor",
+        detail=_field("cursor", "is not a cursor from page_info", "cursor"),
+    )
 
 
 # --- Runs -------------------------------------------------------------------------------------
@@ -191,13 +115,33 @@ def create_run(request, payload: Body[CreateRunIn]):
     token: ApiToken = request.auth
     if payload.owner.id != token.project_id:
         raise ApiError(404, f"no project {str(payload.owner.id)!r}", code="not_found")
+    spec = payload.request
     if isinstance(payload, CreateWorkflowRun):
-        raise ApiError(
-            422,
-            'workflow runs are not supported yet: create a run with kind "task"',
-            code="workflows_unsupported",
-            detail=_field("kind", "workflow runs are not supported yet", "enum"),
-        )
+        target = spec.target or f"workflow:{spec.workflow_id}"
+        if target != f"workflow:{spec.workflow_id}":
+            raise ApiError(
+                422,
+                f"request.target {spec.target!r} does not name workflow {spec.workflow_id!r}",
+                code="invalid_input",
+                detail=_field("request.target", f"must be workflow:{spec.workflow_id}", "match"),
+            )
+        options: dict = {}
+    else:
+        target = spec.target
+        if target.startswith("workflow:"):
+            raise ApiError(
+                422,
+                'a task run\'s target is task:<id>; start a workflow with kind "workflow"',
+                code="invalid_input",
+                detail=_field("request.target", "must look like task:<id>", "pattern"),
+            )
+        options = {
+            "config": spec.config,
+            "name": spec.name,
+            "batch_id": spec.batch_id,
+            "timeout_seconds": spec.timeout_seconds,
+            "backoff_limit": spec.backoff_limit,
+        }
     parent = None
     if payload.parent_run_id:
         parent = Run.objects.filter(pk=payload.parent_run_id, project_id=token.project_id).first()
@@ -208,21 +152,19 @@ def create_run(request, payload: Body[CreateRunIn]):
                 code="invalid_input",
                 detail=_field("parent_run_id", "no such run in this project", "exists"),
             )
-    spec = payload.request
+    _check_runtime_target(spec)
     try:
         result = service.create_run(
             token.project,
-            target=spec.target,
+            target=target,
             input=spec.input,
-            config=spec.config,
-            name=spec.name,
             public_id=payload.public_id,
             parent_run=parent,
-            batch_id=spec.batch_id,
-            timeout_seconds=spec.timeout_seconds,
-            backoff_limit=spec.backoff_limit,
             trigger_kind=Run.Trigger.API,
             created_by=_created_by(token),
+            start_mode=spec.start_mode,
+            runtime_target_kind=spec.runtime_target_kind,
+            **options,
         )
     except service.RunError as exc:
         raise _from_run_error(exc, prefix="request.") from None
@@ -230,6 +172,29 @@ def create_run(request, payload: Body[CreateRunIn]):
     if result.duplicate:
         body["duplicate"] = True
     return Status(202, body)
+
+
+def _check_runtime_target(spec) -> None:
+    """Studio has one runtime: Veryfront's `main_branch`. Refuse environments and branches."""
+    unsupported = []
+    if spec.runtime_target_kind not in (None, "main_branch"):
+        unsupported.append(
+            ("runtime_target_kind", "Studio runs only on main_branch (or leave it null)")
+        )
+    for name in ("runtime_target_environment_id", "runtime_target_branch_id"):
+        if getattr(spec, name) is not None:
+            unsupported.append((name, "must be null: Studio has no environments or branches"))
+    if unsupported:
+        fields = ", ".join(f"request.{name}" for name, _ in unsupported)
+        raise ApiError(
+            422,
+            f"{fields}: Studio has a single runtime target, main_branch",
+            code="runtime_target_unsupported",
+            detail=[
+                {"field": f"request.{name}", "message": message, "rule": "runtime_target"}
+                for name, message in unsupported
+            ],
+        )
 
 
 def _from_run_error(exc: service.RunError, *, prefix: str = "") -> ApiError:
@@ -252,15 +217,10 @@ def list_events(request, run_id: str, query: Query[EventListQuery]):
     run = _run(request, run_id)
     after = query.after_event_id
     if query.cursor is not None:
-        data = _decode_cursor(query.cursor)
-        after = data.get("after")
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise ApiError(
-                422,
-                "cursor is not one this API handed out",
-                code="invalid_cursor",
-                detail=_field("cursor", "is not a cursor from page_info", "cursor"),
-            )
+        try:
+            after = parse_event_cursor(query.cursor)
+        except InvalidCursor:
+            raise _invalid_cursor() from None
     events = RunEvent.objects.filter(run=run).order_by("id")
     if after is not None:
         events = events.filter(id__gt=after)
@@ -269,7 +229,7 @@ def list_events(request, run_id: str, query: Query[EventListQuery]):
     page_info = {
         "self": query.cursor,
         "first": None,
-        "next": _encode_cursor({"after": page[-1].id}) if len(rows) > query.limit else None,
+        "next": event_cursor(page[-1].id) if len(rows) > query.limit else None,
         "prev": None,
     }
     return {"data": [event_to_wire(e) for e in page], "page_info": page_info}
@@ -282,7 +242,10 @@ def list_events(request, run_id: str, query: Query[EventListQuery]):
 )
 def cancel_run(request, run_id: str):
     """`cancelled` is false when the run had already finished; nothing changes then."""
-    cancelled, run = service.cancel_run(_run(request, run_id))
+    # The run's page and its run.cancelled event say who stopped it: this token, by name.
+    cancelled, run = service.cancel_run(
+        _run(request, run_id), reason=f"cancelled through the API by {_created_by(request.auth)}"
+    )
     return {"cancelled": cancelled, "run": run_to_wire(run)}
 
 
@@ -292,11 +255,15 @@ def cancel_run(request, run_id: str):
     exclude_unset=True,
     summary="Run again with the same target, input and config",
 )
-def rerun(request, run_id: str):
+def rerun(request, run_id: str, payload: Body[RerunIn | None] = None):
+    """`{"from": "failed"}` (workflow runs): reuse the steps that completed, run the rest."""
     run = _run(request, run_id)
     try:
         result = service.rerun(
-            run, created_by=_created_by(request.auth), trigger_kind=Run.Trigger.API
+            run,
+            created_by=_created_by(request.auth),
+            trigger_kind=Run.Trigger.API,
+            from_failed=payload is not None and payload.from_ == "failed",
         )
     except service.RunError as exc:
         # The task may have gone, or its input_schema changed since the first run.
@@ -320,10 +287,15 @@ def get_project(request, ref: str):
 )
 def list_runs(request, ref: str, query: Query[RunListQuery], filters: Query[RunFilters]):
     project = _project(request, ref)
-    runs, page_info = _keyset_page(
-        filters.apply(Run.objects.filter(project=project)), query.cursor, query.limit
-    )
-    return {"data": [run_to_wire(r) for r in runs], "page_info": page_info}
+    summary = query.fields == "summary"
+    runs = Run.objects.owned_by(project).matching(**filters.dict())
+    if summary:
+        runs = runs.defer(*SUMMARY_OMITS)
+    try:
+        page, page_info = page_of_runs(runs, query.cursor, query.limit)
+    except InvalidCursor:
+        raise _invalid_cursor() from None
+    return {"data": [run_to_wire(r, summary=summary) for r in page], "page_info": page_info}
 
 
 @router.get("/projects/{ref}/tasks", response={200: TaskList, **READ_ERRORS}, summary="List tasks")

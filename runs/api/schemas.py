@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from django.db.models import QuerySet
 from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import (
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from ..models import Run, RunEvent
+from ..models.paging import MAX_EVENT_ID
 from ..validation import MAX_BACKOFF_LIMIT, MAX_TIMEOUT_SECONDS, json_problem, storable_text
 
 
@@ -51,6 +51,18 @@ StoredJsonObject = Annotated[JsonObject, AfterValidator(_storable_json)]
 
 # PositiveIntegerField's ceiling on every database Django supports.
 
+# Run.start_mode is a CharField(max_length=32): the wire refuses what the column cannot hold.
+StartMode = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=Run._meta.get_field("start_mode").max_length),
+    AfterValidator(storable_text),
+]
+# Studio has one runtime: of Veryfront's runtime targets (main_branch, environment,
+# preview_branch) it only ever runs on, and echoes, `main_branch`. Requests may name any target;
+# the API refuses the ones Studio lacks with `runtime_target_unsupported` (not a schema error, so
+# that a valid Veryfront value is not called malformed).
+RuntimeTargetKind = Literal["main_branch"]
+
 RunStatusName = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
 TriggerKind = Literal["manual", "schedule", "webhook", "api"]
 RunKind = Literal["task", "workflow"]
@@ -68,7 +80,13 @@ class OwnerIn(StrictSchema):
     id: UUID = Field(description="The project's UUID; it must be the token's project.")
 
 
-class TaskRequest(StrictSchema):
+class RuntimeTargetFields(StrictSchema):
+    runtime_target_kind: Text255 | None = None
+    runtime_target_environment_id: Text255 | None = None
+    runtime_target_branch_id: Text255 | None = None
+
+
+class TaskRequest(RuntimeTargetFields):
     name: Text255 | None = None
     target: Text255 = Field(description="`task:<id>`, e.g. `task:sync-data`.")
     config: StoredJsonObject | None = None
@@ -78,13 +96,14 @@ class TaskRequest(StrictSchema):
     batch_id: Text255 | None = None
     timeout_seconds: Annotated[JsonInt, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] | None = None
     backoff_limit: Annotated[JsonInt, Field(ge=0, le=MAX_BACKOFF_LIMIT)] | None = None
+    start_mode: StartMode | None = None
 
 
-class WorkflowRequest(StrictSchema):
+class WorkflowRequest(RuntimeTargetFields):
     workflow_id: Text255
     target: Text255 | None = None
     input: StoredJsonObject | None = None
-    start_mode: Text255 | None = None
+    start_mode: StartMode | None = None
 
 
 class _CreateRunBase(StrictSchema):
@@ -108,9 +127,14 @@ class CreateWorkflowRun(_CreateRunBase):
 CreateRunIn = Annotated[CreateTaskRun | CreateWorkflowRun, Field(discriminator="kind")]
 
 
-# --- Query parameters -------------------------------------------------------------------------
+class RerunIn(StrictSchema):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: Literal["failed"] | None = Field(
+        None, alias="from", description='"failed": reuse the steps a workflow run completed.'
+    )
 
-MAX_EVENT_ID = 2**63 - 1  # BigAutoField
+
+# --- Query parameters -------------------------------------------------------------------------
 
 
 class EventListQuery(Schema):
@@ -124,6 +148,15 @@ class EventListQuery(Schema):
 class RunListQuery(Schema):
     cursor: QueryText | None = Field(None, description="`page_info.next` or `prev` of a page.")
     limit: int = Field(50, ge=1, le=200)
+    fields: Literal["full", "summary"] = Field(
+        "full",
+        description="`summary` sends `logs`, `input`, `output` and `config` as null (the keys "
+        "stay) so that a page of chatty runs stays small; `full` (the default) sends all.",
+    )
+
+
+# The columns a summary leaves out: not read from the database, sent as null.
+SUMMARY_OMITS = ("logs", "input", "output", "config")
 
 
 def _iso_8601(value: Any) -> Any:
@@ -140,11 +173,14 @@ IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601)]
 
 
 class RunFilters(Schema):
+    """The list's filters, validated; applied by `Run.objects.matching(**filters.dict())`."""
+
     status: RunStatusName | None = None
     target: QueryText | None = Field(None, description="e.g. `task:sync-data`")
     kind: RunKind | None = None
     trigger_kind: TriggerKind | None = None
     parent_run_id: QueryText | None = None
+    root_only: bool | None = Field(None, description="Only runs without a parent run.")
     created_after: IsoDateTime | None = Field(None, description="ISO 8601; naive means UTC.")
     created_before: IsoDateTime | None = Field(None, description="ISO 8601; naive means UTC.")
 
@@ -160,17 +196,6 @@ class RunFilters(Schema):
         except OverflowError:
             raise ValueError("is outside the range of dates this API stores") from None
 
-    def apply(self, runs: QuerySet[Run]) -> QuerySet[Run]:
-        for name in ("status", "target", "kind", "trigger_kind", "parent_run_id"):
-            value = getattr(self, name)
-            if value is not None:
-                runs = runs.filter(**{name: value})
-        if self.created_after is not None:
-            runs = runs.filter(created_at__gt=self.created_after)
-        if self.created_before is not None:
-            runs = runs.filter(created_at__lt=self.created_before)
-        return runs
-
 
 # --- Responses --------------------------------------------------------------------------------
 
@@ -180,9 +205,12 @@ class OwnerOut(Schema):
     id: str
 
 
+FALLBACK_ERROR_CODE = "error"
+
+
 class ErrorInfo(Schema):
-    message: str | None
-    code: str | None
+    message: str
+    code: str = Field(min_length=1)
     detail: Any
 
 
@@ -199,7 +227,7 @@ class RunOut(Schema):
     workflow_id: str | None
     schedule_id: str | None
     batch_id: str | None
-    runtime_target_kind: str | None
+    runtime_target_kind: RuntimeTargetKind | None
     runtime_target_environment_id: str | None
     runtime_target_branch_id: str | None
     input: Any
@@ -302,19 +330,28 @@ class ErrorOut(Schema):
 
 
 def _error_to_wire(error: Any) -> dict | None:
+    # The Veryfront SDK reads `code` as absent or a string (never null) and `message` as a
+    # string. Stored errors all have both (one constructor, plus migration 0003 for old rows);
+    # this guards the wire against anything else that slipped in.
     if not error:
         return None
     if not isinstance(error, dict):
-        return {"message": str(error), "code": None, "detail": None}
+        return {"message": str(error), "code": FALLBACK_ERROR_CODE, "detail": None}
+    message, code = error.get("message"), error.get("code")
     return {
-        "message": error.get("message"),
-        "code": error.get("code"),
+        "message": message
+        if isinstance(message, str)
+        else ("" if message is None else str(message)),
+        "code": code if isinstance(code, str) and code else FALLBACK_ERROR_CODE,
         "detail": error.get("detail"),
     }
 
 
-def run_to_wire(run: Run) -> dict:
-    """A Run as the wire sees it: every key present, null where there is no value."""
+def run_to_wire(run: Run, *, summary: bool = False) -> dict:
+    """A Run as the wire sees it: every key present, null where there is no value.
+
+    `summary` leaves the big columns (SUMMARY_OMITS) null, without reading them from `run`, so
+    that a queryset may defer them."""
     return {
         "run_id": run.id,
         "kind": run.kind,
@@ -328,15 +365,15 @@ def run_to_wire(run: Run) -> dict:
         "workflow_id": run.workflow_id,
         "schedule_id": run.schedule_id,
         "batch_id": run.batch_id,
-        # Studio runs everything on its own workers: no runtime targets, environments or branches.
-        "runtime_target_kind": None,
+        "runtime_target_kind": run.runtime_target_kind,
+        # Studio runs everything on its own workers: no environments or preview branches.
         "runtime_target_environment_id": None,
         "runtime_target_branch_id": None,
-        "input": run.input,
-        "config": run.config,
-        "output": run.output,
+        "input": None if summary else run.input,
+        "config": None if summary else run.config,
+        "output": None if summary else run.output,
         "error": _error_to_wire(run.error),
-        "logs": run.logs or None,
+        "logs": None if summary else (run.logs or None),
         "artifacts": run.artifacts or [],
         "duration_ms": run.duration_ms,
         "exit_code": run.exit_code,

@@ -11,9 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-
-def new_run_id() -> str:
-    return f"run_{uuid.uuid4().hex}"
+from .ids import RUN_ID_RE, is_run_id, new_run_id  # noqa: F401 (new_run_id: migration 0001)
+from .queries import RunQuerySet
 
 
 class Project(models.Model):
@@ -189,6 +188,8 @@ class Run(models.Model):
     batch_id = models.CharField(max_length=255, null=True, blank=True)
     public_id = models.CharField(max_length=255, null=True, blank=True)
     start_mode = models.CharField(max_length=32, null=True, blank=True)
+    # Veryfront's runtime target; Studio has one runtime, so this is null or "main_branch".
+    runtime_target_kind = models.CharField(max_length=32, null=True, blank=True)
     input = models.JSONField(default=dict, blank=True)
     config = models.JSONField(default=dict, blank=True)
     output = models.JSONField(null=True, blank=True)
@@ -216,6 +217,8 @@ class Run(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -265,3 +268,15 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.id} {self.event_type}"
+
+
+from .operations import Operation, SavedFilter, Worker  # noqa: E402, F401
+from .schedules import Schedule, ScheduleOccurrence  # noqa: E402, F401
+from .webhooks import (  # noqa: E402, F401
+    NotificationAttempt,
+    NotificationOutbox,
+    NotificationTarget,
+    Webhook,
+    WebhookDelivery,
+)
+from .workflows import StepStatus, WorkflowApproval, WorkflowGraph, WorkflowSignal, WorkflowStep  # noqa: E402, F401

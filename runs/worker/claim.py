@@ -23,8 +23,9 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import lifecycle
+from .. import lifecycle, metrics
 from ..definitions import TaskDefinition, discover
+from ..logs import bind, log_context
 from ..models import Run, RunStatus
 from ..process.forkserver import ForkServer
 from ..queue import enqueue
@@ -68,22 +69,27 @@ def fork_server() -> ForkServer:
         return _fork_server
 
 
+def process_name() -> str:
+    """This worker process: the name it registers under, and the prefix of its run owners."""
+    return f"{socket.gethostname()}:{os.getpid()}.{_PROCESS_TOKEN}"
+
+
 def worker_name() -> str:
-    return (
-        f"{socket.gethostname()}:{os.getpid()}.{_PROCESS_TOKEN}:{threading.current_thread().name}"
-    )
+    return f"{process_name()}:{threading.current_thread().name}"
 
 
 def execute(run_id: str, task_id: str | None = None) -> None:
     """Entry point of the Huey task: run one attempt of `run_id` if it is ours to run."""
-    try:
-        claimed = claim(run_id, task_id)
-        if claimed is not None:
-            from .supervisor import Supervisor
+    with log_context(run_id=run_id, worker=worker_name()):
+        try:
+            claimed = claim(run_id, task_id)
+            if claimed is not None:
+                from .supervisor import Supervisor
 
-            Supervisor(*claimed).run()
-    finally:
-        close_old_connections()
+                bind(project=metrics.project_slug(claimed[0].project_id))
+                Supervisor(*claimed).run()
+        finally:
+            close_old_connections()
 
 
 # --- claiming ---------------------------------------------------------------------------------

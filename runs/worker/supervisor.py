@@ -33,6 +33,7 @@ from ..models import Run, RunEvent, RunStatus
 from ..process.forkserver import RemoteChild
 from ..process.sandbox import LIMIT_CODES, LIMIT_SIGNALS, limit_error
 from . import claim as engine
+from . import registry
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +302,12 @@ class Supervisor:
             self.next_check = now + CHECK_INTERVAL
             self._check_run(now)
         if self.kill_reason is None:
-            if now >= self.deadline:
+            if registry.fenced():
+                # This worker cannot prove its lease: others may soon call it dead and run this
+                # elsewhere. Stop first (see runs/worker/registry.py).
+                log.warning("%s: the worker lost its lease; stopping the run", self.run_obj.pk)
+                self._kill("fenced")
+            elif now >= self.deadline:
                 self._kill("timeout")
             elif now >= self.cancel_kill_at:
                 self._kill("cancel")
@@ -522,6 +528,11 @@ class Supervisor:
         if self.internal_error:
             return lifecycle.error(
                 f"Studio could not supervise the run: {self.internal_error}", "internal_error"
+            )
+        if self.kill_reason == "fenced":
+            return lifecycle.error(
+                "the worker lost its connection to the database and stopped the run",
+                "worker_lost",
             )
         if self.kill_reason == "timeout":
             limit = self.run_obj.timeout_seconds

@@ -8,27 +8,43 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from .. import lifecycle
+from .. import lifecycle, metrics
 from ..models import Run, RunStatus
 from ..queue import enqueue
-from .claim import backoff_delay
+from . import registry
+from .claim import backoff_delay, process_name
 
 log = logging.getLogger(__name__)
 
 
+_extra_sweeps: dict[str, Callable[[], int]] = {}
+
+
+def also_sweep(name: str, fn: Callable[[], int]) -> None:
+    """Add a pass to every sweep (registered from AppConfig.ready(), e.g. workflows', which
+    sit above the worker and so cannot be imported from here)."""
+    _extra_sweeps[name] = fn
+
+
 def sweep() -> dict[str, int]:
-    """One pass: finish or retry runs of dead workers, re-enqueue runs whose message was lost."""
-    return {
+    """One pass: finish or retry runs of dead workers (at once when their death is certain),
+    re-enqueue runs whose message was lost."""
+    actions = {
+        "worker_gone": registry.settle_dead_workers(me=process_name()),
         "lost": _reap_lost_runs(),
         "cancelled": _cancel_requested_idle_runs(),
         "requeued": _requeue_forgotten_runs(),
+        **{name: fn() for name, fn in _extra_sweeps.items()},
     }
+    metrics.sweeper_actions(actions)
+    return actions
 
 
 def _cancel_requested_idle_runs() -> int:

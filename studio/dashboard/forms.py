@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 
 from django import forms
 from django.utils import timezone
 
 from runs.models import Run, RunStatus
-
-RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
+from runs.models.paging import InvalidCursor, Position
+from runs.validation import json_problem, loads_json
 
 
 class RunFilterForm(forms.Form):
@@ -27,8 +25,12 @@ class RunFilterForm(forms.Form):
     until = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-    before = forms.CharField(required=False, max_length=80)  # older page: "<epoch µs>~<run id>"
-    after = forms.CharField(required=False, max_length=80)  # newer page
+    # Older / newer page: "<epoch µs>~<run id>". No max_length: an overlong one is "not a
+    # valid page link" like any other forged cursor.
+    before = forms.CharField(required=False)
+    after = forms.CharField(required=False)
+    # Workflow steps' child runs are hidden unless asked for, so a big map does not flood the list.
+    children = forms.BooleanField(required=False, label="Include child runs")
 
     def __init__(self, *args, targets: list[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,21 +43,27 @@ class RunFilterForm(forms.Form):
     def clean_q(self) -> str:
         return self.cleaned_data["q"].strip()
 
-    def _cursor(self, name: str):
+    def _cursor(self, name: str) -> Position | None:
         raw = self.cleaned_data.get(name) or ""
         if not raw:
             return None
-        micros, _, run_id = raw.partition("~")
-        if not micros.isdigit() or not RUN_ID.match(run_id):
-            raise forms.ValidationError("Not a valid page link.")
-        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(micros))
-        return when, run_id
+        try:
+            return Position.parse(raw)
+        except InvalidCursor:
+            raise forms.ValidationError("Not a valid page link.") from None
 
     def clean_before(self):
         return self._cursor("before")
 
     def clean_after(self):
         return self._cursor("after")
+
+    def clean_until(self):
+        until = self.cleaned_data["until"]
+        if until is not None and until >= dt.date.max:
+            # The filter reaches to the start of the next day, which the calendar lacks.
+            raise forms.ValidationError(f"Enter a date before {dt.date.max.isoformat()}.")
+        return until
 
     def clean(self):
         data = super().clean()
@@ -67,13 +75,9 @@ class RunFilterForm(forms.Form):
     @property
     def is_filtered(self) -> bool:
         data = getattr(self, "cleaned_data", {})
-        return any(data.get(k) for k in ("q", "status", "target", "trigger", "since", "until"))
-
-
-def encode_cursor(run) -> str:
-    delta = run.created_at - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return f"{micros}~{run.pk}"
+        return any(
+            data.get(k) for k in ("q", "status", "target", "trigger", "since", "until", "children")
+        )
 
 
 def day_start(day: dt.date) -> dt.datetime:
@@ -108,11 +112,14 @@ class LaunchOptionsForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
+            value = loads_json(raw)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise forms.ValidationError('Must be a JSON object, like {"key": "value"}.')
+        problem = json_problem(value)
+        if problem:
+            raise forms.ValidationError(f"Cannot be stored: it {problem}.")
         return value
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from runs.validation import FieldError, schema_errors
+from runs.validation import FieldError, loads_json, schema_errors
 
 ROOT = "input"
 MAX_DEPTH = 8  # deeper (or recursive) schemas fall back to a JSON editor
@@ -377,6 +377,11 @@ class NumberField(Field):
         if number is None or not number.is_finite():
             self.errors.append("Enter a whole number." if self.integer else "Enter a number.")
             return MISSING
+        if number and number.adjusted() > MAX_DECIMAL_EXPONENT:
+            # Beyond a float's range no JSON number is stored faithfully, and turning
+            # 1e999999999 into an int would take the server minutes.
+            self.errors.append(f"Enter a number below 1e{MAX_DECIMAL_EXPONENT}.")
+            return MISSING
         if self.integer:
             if number != number.to_integral_value():
                 self.errors.append("Enter a whole number.")
@@ -389,6 +394,9 @@ class NumberField(Field):
         ):
             return int(number)
         return float(number)
+
+
+MAX_DECIMAL_EXPONENT = 300
 
 
 @dataclass(eq=False)
@@ -511,7 +519,7 @@ class JsonField(Field):
         if self.raw.strip() == "":
             return self._empty()
         try:
-            return json.loads(self.raw)
+            return loads_json(self.raw)
         except ValueError as exc:
             self.errors.append(f"Not valid JSON: {exc}")
             return MISSING
@@ -935,8 +943,16 @@ class SchemaForm:
 
     def _build(self) -> Field:
         if self.schema is None:
-            # No schema: the task takes whatever object it is given.
-            return JsonField(name=ROOT, label="Input", schema={"type": "object"}, required=True)
+            # No schema: the task takes whatever object it is given, and nothing is required
+            # (an empty box is {}). Labelled apart from the card's "Input" heading.
+            return JsonField(
+                name=ROOT,
+                label="Any JSON object (optional)",
+                schema={
+                    "type": "object",
+                    "description": "This task declares no input schema. Leave empty to pass {}.",
+                },
+            )
         field_ = build_field(
             self.schema,
             ROOT,
@@ -960,6 +976,11 @@ class SchemaForm:
     @property
     def input(self) -> dict:
         return {} if self.value is MISSING else self.value
+
+    @property
+    def has_required(self) -> bool:
+        """Whether any field is marked required (the "* required" legend is shown only then)."""
+        return any(f.required for f in self.root.walk() if f is not self.root)
 
     def field_errors(self) -> bool:
         return any(f.errors for f in self.root.walk())

@@ -193,27 +193,28 @@ def test_it_refuses_an_owner_that_is_not_a_project_uuid(api, task_body):
     assert error["detail"][0]["field"] == "owner.id"
 
 
-def test_it_answers_workflow_runs_with_a_clear_422(api, project):
+def test_it_answers_an_unknown_workflow_with_a_clear_422(api, project):
     body = {
         "kind": "workflow",
         "owner": {"kind": "project", "id": str(project.id)},
         "request": {
-            "workflow_id": "nightly",
-            "target": "workflow:nightly",
+            "workflow_id": "no-such-workflow",
+            "target": "workflow:no-such-workflow",
             "input": {},
             "start_mode": "immediate",
         },
     }
-    error = assert_error(api.post("/runs", body), 422, "workflows_unsupported")
-    assert "workflow runs are not supported yet" in error["message"]
+    error = assert_error(api.post("/runs", body), 422, "target_not_found")
+    assert "no workflow with id 'no-such-workflow'" in error["message"]
     assert not Run.objects.exists()
 
 
 def test_it_refuses_a_workflow_target_in_a_task_request(api, task_body):
     error = assert_error(
-        api.post("/runs", task_body(target="workflow:nightly")), 422, "workflows_unsupported"
+        api.post("/runs", task_body(target="workflow:nightly")), 422, "invalid_input"
     )
-    assert "not supported yet" in error["message"]
+    assert 'kind "workflow"' in error["message"]
+    assert error["detail"][0]["field"] == "request.target"
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,9 @@ def test_it_cancels_a_pending_run(api, project):
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELLED
     assert RunEvent.objects.filter(run=run, event_type="run.cancelled").count() == 1
+    event = RunEvent.objects.get(run=run, event_type="run.cancelled")
+    token_name = project.tokens.get().name
+    assert event.payload["reason"] == f"cancelled through the API by token:{token_name}"
 
 
 def test_it_asks_a_running_run_to_stop(api, project):

@@ -153,8 +153,8 @@ def test_errors_are_typed_with_status_code_and_message(
     assert unknown.value.code == "target_not_found"
 
     with pytest.raises(RunsError) as workflow:
-        runs.create_workflow_run(workflow_id="nightly")
-    assert (workflow.value.status, workflow.value.code) == (422, "workflows_unsupported")
+        runs.create_workflow_run(workflow_id="no-such-workflow")
+    assert (workflow.value.status, workflow.value.code) == (422, "target_not_found")
 
     with (
         pytest.raises(RunsError) as forbidden,

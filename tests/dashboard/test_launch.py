@@ -215,3 +215,14 @@ def test_task_without_schema_gets_a_json_editor(login, operator, project):
     )
     assert response.status_code == 302
     assert Run.objects.get(project=project).input == {"week": 3}
+
+
+def test_a_task_without_input_schema_requires_nothing(login, operator, project):
+    client = login(operator)
+    html = client.get("/p/acme/tasks/reports-weekly/").content.decode()
+    form = html.split('id="launch-form"')[1]
+    assert 'class="req"' not in form and "required</span>" not in form
+    assert form.count(">Input<") == 1 and "Any JSON object (optional)" in form
+    response = client.post("/p/acme/tasks/reports-weekly/", {"input": ""})
+    assert response.status_code == 302
+    assert Run.objects.get(project=project).input == {}

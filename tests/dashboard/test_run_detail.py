@@ -65,7 +65,8 @@ def test_progress_is_drawn_as_a_bar(login, viewer, project):
         events=[("progress", {"current": 3, "total": 12, "message": "item 3"})],
     )
     html = login(viewer).get(f"/p/acme/runs/{run.pk}/").content.decode()
-    assert 'role="progressbar"' in html and 'aria-valuenow="3"' in html and "width: 25.0%" in html
+    assert '<progress class="progress" aria-label="Progress" max="12" value="3">' in html
+    assert "style=" not in html  # a Content-Security-Policy forbids inline styles
     assert "item 3" in html
 
 
@@ -90,7 +91,7 @@ def test_a_long_log_opens_at_its_end_with_load_earlier(login, viewer, project):
     assert "Load earlier events" in earlier  # still more (the run.created event and lines 0-49)
     # Without JavaScript the link opens a page of history.
     page = client.get(f"/p/acme/runs/{run.pk}/?before={earliest}").content.decode()
-    assert "Showing older events" in page and 'id="log-poller"' not in page
+    assert "Showing part of the log" in page and "every 1s" not in page  # no lines added here
 
 
 def test_live_log_polls_only_while_the_run_is_active(login, viewer, project):
@@ -137,7 +138,7 @@ def test_a_poll_appends_new_events_and_stops_when_the_run_ends(login, viewer, pr
     html = client.get(
         f"/p/acme/runs/{run.pk}/events/?after={last}", HTTP_HX_REQUEST="true"
     ).content.decode()
-    assert 'id="run-summary" class="card summary" hx-swap-oob="true"' in html
+    assert 'id="run-summary" class="run-summary" hx-swap-oob="true"' in html
     assert ">Completed<" in html and "&quot;ok&quot;: true" in html
     assert 'id="log-poller"' not in html  # no new poller: polling stops
 
@@ -185,11 +186,11 @@ def test_cancel_needs_confirmation_and_rerun_links_to_the_prefilled_form(
 ):
     run = make_run(project, status="running")
     html = login(operator).get(f"/p/acme/runs/{run.pk}/").content.decode()
-    assert '<summary class="btn btn-danger-outline">Cancel run</summary>' in html
+    assert ">Cancel run</summary>" in html
     assert "Yes, cancel run" in html
     assert f'/p/acme/tasks/long-running/?rerun={run.pk}"' in html
     html = login(viewer).get(f"/p/acme/runs/{run.pk}/").content.decode()
-    assert "Cancel run" not in html and "Re-run" not in html
+    assert ">Cancel run</summary>" not in html and "?rerun=" not in html
 
 
 def test_raw_log_is_plain_text(login, viewer, project):

@@ -6,6 +6,9 @@ import os
 import socket
 
 import pytest
+from huey.contrib.djhuey import HUEY
+
+from studio.queue_signing import QueueSerializer
 
 from .conftest import event_types, wait_status
 
@@ -53,7 +56,9 @@ def test_event_ids_increase_in_the_order_things_happened(start_test_worker, crea
     assert lines == [f"line {i} " for i in range(500)]
 
 
-def test_a_task_never_sees_studio_secrets(start_test_worker, create):
+def test_a_task_never_sees_studio_secrets(start_test_worker, create, monkeypatch):
+    # Queue messages are signed with a key derived from SECRET_KEY: sign with the worker's.
+    monkeypatch.setattr(HUEY, "serializer", QueueSerializer("do-not-leak"))
     start_test_worker(SECRET_KEY="do-not-leak")
     run = create("echo")
     wait_status(run, "completed")

@@ -1,313 +1,129 @@
-"""`manage.py bench`: Studio's run throughput and latency beside raw Huey's, in one invocation.
-
-It never touches your data: the measurement runs in a child process against a scratch database
-(a temporary SQLite file, or a throw-away PostgreSQL database next to DATABASE_URL's) and private
-queue names on the same queue storage (SqliteHuey file or Redis). Both consumers run as separate
-processes with the same number of worker threads.
-
-Phases, each for raw Huey (a no-op task) and for Studio (a no-op task run through the service):
-  latency      one at a time: enqueue/create -> started, and -> completed (p50, p95)
-  throughput   N at once: items per second until the last one finished
-  100k lines   one run printing 100,000 lines: time until they are all stored and the run is done
-"""
+"""`manage.py bench` (`make bench`): Studio's benchmarks (runs.bench), all or `--only` some."""
 
 from __future__ import annotations
 
-import os
+import argparse
 import subprocess
 import sys
-import tempfile
-import textwrap
-import time
-import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-NOOP_TASK = (
-    "from runs.definitions import task\n\n\n@task(name='No-op')\ndef run(ctx):\n    return None\n"
-)
-LINES_TASK = textwrap.dedent(
-    """
-    import sys
-
-    from runs.definitions import task
+from runs.bench import DASHBOARD_SECTIONS, ENGINE_SECTIONS, SECTIONS
+from runs.bench.scratch import scratch_env
 
 
-    @task(name='Print lines')
-    def run(ctx):
-        write = sys.stdout.write
-        for i in range(ctx.input.get('lines', 100000)):
-            write(f'log line {i} of the benchmark\\n')
-        return {'printed': ctx.input.get('lines', 100000)}
-    """
-)
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def raw_huey():
-    """A Huey like Studio's (same storage), on its own queue, with one no-op task."""
-    from huey import RedisHuey, SqliteHuey
-
-    name = os.environ["STUDIO_QUEUE_NAME"] + "-raw"
-    if settings.REDIS_URL:
-        huey = RedisHuey(name, url=settings.REDIS_URL, blocking=True)
-    else:
-        huey = SqliteHuey(name, filename=settings.HUEY["filename"] + "-raw")
-
-    @huey.task(name="noop")
-    def noop(enqueued_at):
-        return time.time()
-
-    return huey, noop
+def _sections(value: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(s.strip() for s in value.split(",") if s.strip()))
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown section {', '.join(unknown) or value!r}; choose from {', '.join(SECTIONS)}"
+        )
+    return chosen
 
 
 class Command(BaseCommand):
-    help = "Benchmark run throughput and latency against raw Huey on the same storage."
+    help = (
+        "Benchmark Studio on a scratch database: run latency, throughput and log throughput "
+        "against raw Huey on the same storage, and the dashboard's hot views. "
+        f"Sections: {', '.join(SECTIONS)}."
+    )
 
     def add_arguments(self, parser):
+        parser.add_argument(
+            "--only",
+            type=_sections,
+            default=SECTIONS,
+            metavar="SECTION[,SECTION]",
+            help=f"run only these sections (of {', '.join(SECTIONS)}); default: all",
+        )
         parser.add_argument("--runs", type=int, default=500, help="items in the throughput phase")
         parser.add_argument("--samples", type=int, default=100, help="items in the latency phase")
+        parser.add_argument(
+            "--chains", type=int, default=3, help="20-step workflow chains for hand-off latency"
+        )
         parser.add_argument(
             "--lines", type=int, default=100_000, help="lines printed by the log run"
         )
         parser.add_argument(
-            "--inner", action="store_true", help="(internal) measure in this process"
+            "--dashboard-runs", type=int, default=100_000, help="runs seeded for the dashboard"
+        )
+        parser.add_argument(
+            "--dashboard-events",
+            type=int,
+            default=100_000,
+            help="events of the dashboard's chatty run",
+        )
+        parser.add_argument("--repeat", type=int, default=30, help="requests per dashboard view")
+        parser.add_argument(
+            "--inner",
+            choices=["engine", "dashboard"],
+            help="(internal) measure in this process, against the scratch database it was given",
         )
         parser.add_argument(
             "--raw-consumer", action="store_true", help="(internal) run the raw consumer"
         )
+        parser.add_argument(
+            "--schedules",
+            type=int,
+            default=500,
+            help="schedules due in the same second, fired by 3 worker processes (0 to skip)",
+        )
 
     def handle(self, *args, **opts):
         if opts["raw_consumer"]:
-            huey, _ = raw_huey()
-            huey.create_consumer(
-                workers=settings.STUDIO_WORKERS,
-                worker_type="thread",
-                **{
-                    k: v
-                    for k, v in settings.HUEY["consumer"].items()
-                    if k in ("initial_delay", "backoff", "max_delay")
-                },
-            ).run()
-            return
-        if opts["inner"]:
-            return self.measure(opts)
-        return self.launch(opts)
+            from runs.bench.engine import run_raw_consumer
 
-    # Outer process: scratch database, private queues, then run --inner with them ------------
+            return run_raw_consumer()
+        sections = opts["only"]
+        if opts["inner"] == "engine":
+            from runs.bench.engine import EngineBench
 
-    def launch(self, opts):
-        scratch = Path(tempfile.mkdtemp(prefix="studio-bench-"))
-        tasks = scratch / "tasks"
-        tasks.mkdir()
-        (tasks / "noop.py").write_text(NOOP_TASK)
-        (tasks / "lines.py").write_text(LINES_TASK)
-        env = {
-            **os.environ,
-            "STUDIO_TASKS_DIR": str(tasks),
-            "STUDIO_QUEUE_NAME": f"studio-bench-{uuid.uuid4().hex[:8]}",
-            "STUDIO_HUEY_FILE": str(scratch / "huey.sqlite3"),
-            "STUDIO_VAR_DIR": str(scratch),
-            "STUDIO_LOG_LEVEL": "WARNING",
-        }
-        db = settings.DATABASES["default"]
-        pg_name = None
-        if db["ENGINE"].endswith("postgresql"):
-            import psycopg
+            chosen = tuple(s for s in ENGINE_SECTIONS if s in sections)
+            return EngineBench(self.stdout, chosen).measure(opts)
+        if opts["inner"] == "dashboard":
+            from runs.bench import dashboard
 
-            pg_name = f"studio_bench_{uuid.uuid4().hex[:8]}"
-            admin = self._pg_url(db, "postgres")
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{pg_name}"')
-            env["DATABASE_URL"] = self._pg_url(db, pg_name)
-        else:
-            env["DATABASE_URL"] = f"sqlite:///{scratch / 'bench.sqlite3'}"
-        try:
-            cmd = [
-                sys.executable,
-                str(Path(settings.BASE_DIR) / "manage.py"),
-                "bench",
-                "--inner",
-                "--runs",
-                str(opts["runs"]),
-                "--samples",
-                str(opts["samples"]),
-                "--lines",
-                str(opts["lines"]),
-            ]
-            code = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL)
-        finally:
-            if pg_name:
-                import psycopg
-
-                with psycopg.connect(self._pg_url(db, "postgres"), autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
-        if code:
-            raise CommandError(f"benchmark failed (exit {code})")
-
-    @staticmethod
-    def _pg_url(db: dict, name: str) -> str:
-        auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-        return f"postgresql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
-
-    # Inner process: consumers up, measure, print ----------------------------------------------
-
-    def measure(self, opts):
-        call_command("migrate", verbosity=0)
-        manage = str(Path(settings.BASE_DIR) / "manage.py")
-        quiet = {
-            "stdin": subprocess.DEVNULL,
-            "stdout": subprocess.DEVNULL,
-            "stderr": subprocess.DEVNULL,
-        }
-        raw_proc = subprocess.Popen([sys.executable, manage, "bench", "--raw-consumer"], **quiet)
-        studio_proc = subprocess.Popen(
-            [sys.executable, manage, "run_huey", "--skip-checks"], **quiet
-        )
-        try:
-            time.sleep(3)  # both consumers import Django and start their threads
-            huey, noop = raw_huey()
-            results = {
-                "raw": self.measure_raw(huey, noop, opts),
-                "studio": self.measure_studio(opts),
-            }
-        finally:
-            for proc in (raw_proc, studio_proc):
-                proc.terminate()
-            for proc in (raw_proc, studio_proc):
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            try:
-                huey.storage.flush_all()
-                from huey.contrib.djhuey import HUEY
-
-                HUEY.storage.flush_all()
-            except Exception:  # noqa: BLE001 - best effort cleanup of private queues
-                pass
-        self.report(results, opts)
-
-    def measure_raw(self, huey, noop, opts) -> dict:
-        for _ in range(20):  # warm-up
-            noop(time.time()).get(blocking=True, timeout=30)
-        starts = []
-        for _ in range(opts["samples"]):
-            t0 = time.time()
-            started = noop(t0).get(blocking=True, timeout=30)
-            starts.append((started - t0) * 1000)
-        t0 = time.time()
-        handles = [noop(t0) for _ in range(opts["runs"])]
-        for h in handles:
-            h.get(blocking=True, timeout=120)
-        elapsed = time.time() - t0
-        return {
-            "throughput": opts["runs"] / elapsed,
-            "started_p50": pct(starts, 50),
-            "started_p95": pct(starts, 95),
-        }
-
-    def measure_studio(self, opts) -> dict:
-        from runs import service
-        from runs.models import Project, Run, RunEvent
-
-        project, _ = Project.objects.get_or_create(slug="bench", defaults={"name": "Benchmark"})
-
-        active = ["pending", "running", "waiting"]
-
-        def wait_done(ids, timeout, poll):
-            # One indexed query per poll: a single run by pk, or "any run of the project still
-            # active" (index project+status). The poll must not steal the CPU it measures.
-            query = (
-                Run.objects.filter(pk=ids[0])
-                if len(ids) == 1
-                else Run.objects.filter(project=project)
+            return dashboard.measure(
+                n_runs=opts["dashboard_runs"],
+                n_events=opts["dashboard_events"],
+                repeat=opts["repeat"],
             )
-            query = query.filter(status__in=active)
-            deadline = time.monotonic() + timeout
-            while query.exists():
-                if time.monotonic() > deadline:
-                    raise CommandError(
-                        f"runs did not finish within {timeout}s; is the worker healthy?"
-                    )
-                time.sleep(poll)
+        # Each group measures in its own child, against its own scratch database.
+        if any(s in ENGINE_SECTIONS for s in sections):
+            from runs.bench.engine import LINES_TASK, NOOP_TASK
+            from runs.schedules.bench import TICK_TASK
 
-        for _ in range(20):  # warm-up
-            wait_done([service.create_run(project, target="task:noop").run.pk], 30, 0.005)
-        latency_ids = []
-        for _ in range(opts["samples"]):
-            run = service.create_run(project, target="task:noop").run
-            wait_done([run.pk], 30, 0.005)
-            latency_ids.append(run.pk)
-        rows = Run.objects.filter(pk__in=latency_ids).values_list(
-            "created_at", "started_at", "completed_at"
-        )
-        started = [(s - c).total_seconds() * 1000 for c, s, _ in rows]
-        completed = [(d - c).total_seconds() * 1000 for c, _, d in rows]
+            tasks = {"noop.py": NOOP_TASK, "lines.py": LINES_TASK, "tick.py": TICK_TASK}
+            self._child("engine", sections, opts, tasks)
+        if any(s in DASHBOARD_SECTIONS for s in sections):
+            self.stdout.write("\nDashboard views (server time, in-process):")
+            self._child("dashboard", sections, opts, tasks=None)
 
-        t0 = time.time()
-        ids = [service.create_run(project, target="task:noop").run.pk for _ in range(opts["runs"])]
-        wait_done(ids, 300, 0.02)
-        elapsed = time.time() - t0
-        failed = Run.objects.filter(pk__in=ids).exclude(status="completed").count()
-
-        run = service.create_run(project, target="task:lines", input={"lines": opts["lines"]}).run
-        wait_done([run.pk], 300, 0.02)
-        run.refresh_from_db()
-        stored = RunEvent.objects.filter(run=run, event_type="log").count()
-        return {
-            "throughput": opts["runs"] / elapsed,
-            "started_p50": pct(started, 50),
-            "started_p95": pct(started, 95),
-            "completed_p50": pct(completed, 50),
-            "completed_p95": pct(completed, 95),
-            "failed": failed,
-            "lines_seconds": (run.completed_at - run.started_at).total_seconds(),
-            "lines_stored": stored,
-            "lines_status": run.status,
-        }
-
-    def report(self, r, opts):
-        raw, st = r["raw"], r["studio"]
-        db = (
-            "PostgreSQL"
-            if settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-            else "SQLite"
+    def _child(self, group: str, sections, opts, tasks) -> None:
+        cmd = [
+            sys.executable,
+            str(Path(settings.BASE_DIR) / "manage.py"),
+            "bench",
+            "--inner",
+            group,
+            "--only",
+            ",".join(sections),
+        ]
+        names = (
+            "runs",
+            "samples",
+            "lines",
+            "dashboard_runs",
+            "dashboard_events",
+            "repeat",
+            "schedules",
         )
-        queue = "Redis" if settings.REDIS_URL else "SqliteHuey"
-        w = self.stdout.write
-        w(
-            f"\nStudio benchmark: {db} + {queue}, {settings.STUDIO_WORKERS} worker threads each, "
-            f"{os.cpu_count()} CPUs, {opts['runs']} runs, {opts['samples']} latency samples\n"
-        )
-        w(f"{'metric':<40}{'raw huey':>12}{'studio':>12}{'studio/raw':>12}")
-        w("-" * 76)
-        w(
-            f"{'throughput (items/s, higher is better)':<40}{raw['throughput']:>12.1f}{st['throughput']:>12.1f}"
-            f"{st['throughput'] / raw['throughput']:>12.3f}"
-        )
-        w(
-            f"{'enqueue/create -> started p50 (ms)':<40}{raw['started_p50']:>12.2f}{st['started_p50']:>12.2f}"
-            f"{st['started_p50'] - raw['started_p50']:>+11.2f}ms"
-        )
-        w(
-            f"{'enqueue/create -> started p95 (ms)':<40}{raw['started_p95']:>12.2f}{st['started_p95']:>12.2f}"
-        )
-        w(f"{'create -> completed p50 (ms)':<40}{'':>12}{st['completed_p50']:>12.2f}")
-        w(f"{'create -> completed p95 (ms)':<40}{'':>12}{st['completed_p95']:>12.2f}")
-        w(f"{'log run: started -> all lines stored (s)':<40}{'':>12}{st['lines_seconds']:>12.2f}")
-        w("-" * 76)
-        w(
-            f"log run: {st['lines_stored']:,} of {opts['lines']:,} lines stored, status {st['lines_status']}; "
-            f"throughput runs not completed: {st['failed']}"
-        )
-        w("raw huey stores each no-op's result (its start time), as Studio stores each run's.\n")
+        for name in names:
+            cmd += [f"--{name.replace('_', '-')}", str(opts[name])]
+        with scratch_env(tasks) as env:
+            code = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL)
+        if code:
+            raise CommandError(f"benchmark ({group}) failed (exit {code})")

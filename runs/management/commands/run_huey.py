@@ -3,6 +3,8 @@
 - SIGTERM drains: no new runs are claimed; running ones get STUDIO_SHUTDOWN_GRACE_SECONDS to
   finish, then are stopped and handed back to the queue.
 - A sweeper thread finds runs that a dead worker or a lost message left behind.
+- A thread takes bulk operations (cancel / re-run many runs) batch by batch.
+- The process registers in the worker registry and heartbeats (runs/worker/registry.py).
 - Task definitions are loaded before the workers start, so every fork starts warm.
 """
 
@@ -16,10 +18,17 @@ from huey.consumer import Consumer
 from huey.contrib.djhuey.management.commands.run_huey import Command as HueyCommand
 
 from runs.definitions import discover
+from runs.metrics import multiprocess_dir
+from runs.notify import NotifierThread
+from runs.operations import OperationsThread
+from runs.schedules.loop import start_scheduler
 from runs.worker import claim as engine
+from runs.worker.registry import Registration
 from runs.worker.sweeper import SweeperThread
 
 log = logging.getLogger("runs.worker")
+
+OPERATIONS_POLL_SECONDS = 0.5  # how soon a bulk cancel or re-run is picked up
 
 
 class StudioConsumer(Consumer):
@@ -34,8 +43,14 @@ class StudioConsumer(Consumer):
             len(found.errors),
             self.workers,
         )
+        # Registered before the first claim, idle or not; heartbeats on a thread of its own.
+        self._registration = Registration(capacity=self.workers)
+        self._registration.start()
         self._sweeper_stop = threading.Event()
         SweeperThread(settings.STUDIO_SWEEP_SECONDS, self._sweeper_stop).start()
+        NotifierThread(self._sweeper_stop).start()  # run notifications from the outbox
+        start_scheduler()  # stops by itself when the drain begins
+        OperationsThread(OPERATIONS_POLL_SECONDS, self._sweeper_stop).start()
         super().start()
 
     def stop(self, graceful=False):
@@ -49,6 +64,7 @@ class StudioConsumer(Consumer):
         engine.begin_drain(grace)
         self._sweeper_stop.set()
         super().stop(graceful=True)
+        self._registration.stop()
 
 
 class Command(HueyCommand):
@@ -57,6 +73,10 @@ class Command(HueyCommand):
     def handle(self, *args, **options):
         from huey.consumer_options import ConsumerConfig
         from huey.contrib.djhuey import HUEY
+
+        # Before the first metric is made: the counters of this process go where a web process
+        # on this host can add them up (serve has set it already; a lone worker uses var/).
+        multiprocess_dir(settings.VAR_DIR)
 
         consumer_options = dict(settings.HUEY.get("consumer", {}))
         consumer_options.update(

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from runs.metrics import multiprocess_dir
 from runs.process.child import die_with_parent
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
@@ -56,6 +57,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, shut_down)
         signal.signal(signal.SIGINT, shut_down)
+        # The web workers and the worker count into one folder that /metrics adds up; counters
+        # start from zero with the service.
+        multiprocess_dir(settings.VAR_DIR, clean=True)
 
         if not no_worker:
             children["worker"] = subprocess.Popen(

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from runs.definitions import discover
-from runs.models import Run
+from runs.models import Run, is_run_id
 from runs.service import RunError, create_run
 
 from ..forms import LaunchOptionsForm
@@ -90,7 +90,7 @@ def launch(request, project: str, task_id: str):
     schema_form = SchemaForm(definition.input_schema, data=request.POST)
     options = LaunchOptionsForm(request.POST)
     rerun_of = None
-    if request.POST.get("rerun_of"):
+    if is_run_id(request.POST.get("rerun_of", "")):
         rerun_of = (
             Run.objects.filter(pk=request.POST["rerun_of"], project=access.project)
             .only("id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from runs.models import ApiToken
@@ -12,13 +13,16 @@ from runs.models import ApiToken
 from ..forms import TokenForm
 from ..permissions import Role, get_access
 
+# The new secret waits in the (server-side, database-backed) session for exactly one read:
+# never in a cookie, a message or a URL, and gone after the page that shows it.
+NEW_SECRET_KEY = "dashboard_new_token"
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request, project: str):
     access = get_access(request, project, Role.ADMIN)
     form = TokenForm(request.POST or None)
-    created = secret = None
     if request.method == "POST" and form.is_valid():
         created, secret = ApiToken.issue(
             access.project,
@@ -26,9 +30,20 @@ def tokens(request, project: str):
             read_only=form.cleaned_data["read_only"],
             created_by=request.user.get_username(),
         )
-        form = TokenForm()
-    # Rendered, not redirected: the secret exists only in this response.
-    return render(
+        request.session[NEW_SECRET_KEY] = {
+            "project": str(access.project.pk),
+            "token": created.pk,
+            "secret": secret,
+        }
+        # Post/redirect/get: a reload of the next page neither re-posts nor re-shows the secret.
+        return redirect("dashboard:tokens", project=access.project.slug)
+
+    created = secret = None
+    pending = request.session.pop(NEW_SECRET_KEY, None) if request.method == "GET" else None
+    if pending and pending.get("project") == str(access.project.pk):
+        created = access.project.tokens.filter(pk=pending.get("token")).first()
+        secret = pending.get("secret") if created else None
+    response = render(
         request,
         "tokens/tokens.html",
         {
@@ -40,8 +55,11 @@ def tokens(request, project: str):
             "secret": secret,
             "nav": "tokens",
         },
-        status=201 if secret else 200,
+        status=422 if form.is_bound else 200,  # bound here means the post was invalid
     )
+    # The page may carry a secret: no cache (browser back button, proxies) may keep it.
+    add_never_cache_headers(response)
+    return response
 
 
 @login_required

@@ -128,7 +128,7 @@ def test_filter_the_runs_list(live_server, page, sign_in, people, project, scree
     expect(rows).to_have_count(3)
     screenshot("runs")
     page.get_by_label("Status").select_option("failed")
-    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("button", name="Filter", exact=True).click()
     expect(page).to_have_url(re.compile(r"status=failed"))
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Broken import")

@@ -1,0 +1,1 @@
+from tests.dashboard.browser.conftest import *  # noqa: F403  (Chromium settings, sign_in)

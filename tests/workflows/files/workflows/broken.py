@@ -1,0 +1,6 @@
+from runs.workflows import workflow
+
+
+@workflow(name="Broken")
+def build(wf):
+    wf.task("a", "no-such-task")
