@@ -9,6 +9,7 @@ import pytest
 from runs import service
 from runs.models import Run
 from runs.orchestration import actions
+from tests.engine.test_cancel_timeout import host_pids
 from tests.workers import wait_for
 
 from .conftest import children, statuses, steps, wait_run
@@ -116,7 +117,8 @@ def test_cancel_cascades_and_the_stubborn_child_process_is_gone(start_wf_worker,
 
     wait_for(spawned, 20, message="the stubborn task to spawn its child")
     line = hold.events.filter(event_type="log").first().payload["line"]
-    grandchild = int(line.split()[1])
+    # Found by its command line: inside the run's sandbox the printed pid is of its namespace.
+    grandchild = wait_for(lambda: host_pids(["sleep", line.split()[-1]]), 10)[0]
     service.cancel_run(run)
     wait_run(run, "cancelled")
     hold.refresh_from_db()

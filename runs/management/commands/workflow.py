@@ -62,7 +62,11 @@ class Command(BaseCommand):
             out.reconfigure(line_buffering=True)
         print(f"Running workflow: {definition.name} ({definition.id})", file=out, flush=True)
         runner = LocalRunner(
-            discover(), workflows, out=out, ask=terminal_prompt(), project_id=project_id
+            discover(in_process=True),  # local CLI: the developer's own code, in-process
+            workflows,
+            out=out,
+            ask=terminal_prompt(),
+            project_id=project_id,
         )
         ok, result = runner.run(definition, wf_input)
         if not ok:
