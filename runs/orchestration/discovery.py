@@ -54,29 +54,31 @@ class WorkflowDiscovery:
 
 
 class WorkflowRegistry:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, in_process: bool = False):
         self.root = Path(root)
+        self.in_process = in_process
         self._lock = threading.Lock()
         self._cache: dict[Path, tuple[tuple[int, int], dict | str]] = {}
 
     def discover(self, task_ids: set[str]) -> WorkflowDiscovery:
         with self._lock:
-            loaded: list[tuple[Path, dict | str]] = []
-            cache = {}
+            stamps: list[tuple[Path, tuple[int, int]]] = []
             for path in iter_task_files(self.root):
                 try:
                     st = path.stat()
                 except FileNotFoundError:
                     continue
-                stamp = (st.st_mtime_ns, st.st_size)
-                cached = self._cache.get(path)
-                if cached and cached[0] == stamp:
-                    value = cached[1]
-                else:
-                    try:
-                        value = load_workflow_file(path, task_id_for(path, self.root))
-                    except ValueError as exc:
-                        value = str(exc)
+                stamps.append((path, (st.st_mtime_ns, st.st_size)))
+            changed = [
+                (path, task_id_for(path, self.root))
+                for path, stamp in stamps
+                if (self._cache.get(path) or (None,))[0] != stamp
+            ]
+            fresh = self._load(changed) if changed else {}
+            cache = {}
+            loaded: list[tuple[Path, dict | str]] = []
+            for path, stamp in stamps:
+                value = fresh[path] if path in fresh else self._cache[path][1]
                 cache[path] = (stamp, value)
                 loaded.append((path, value))
             self._cache = cache
@@ -108,6 +110,21 @@ class WorkflowRegistry:
                 result.workflows[wid] = WorkflowDefinition.from_json(value)
         return result
 
+    def _load(self, items: list[tuple[Path, str]]) -> dict[Path, dict | str]:
+        """Workflow files are user code: their build functions run in a sandboxed process, as
+        task files do (`manage.py workflow` on a developer's own machine loads in-process)."""
+        if self.in_process:
+            out: dict[Path, dict | str] = {}
+            for path, workflow_id in items:
+                try:
+                    out[path] = load_workflow_file(path, workflow_id)
+                except ValueError as exc:
+                    out[path] = str(exc)
+            return out
+        from ..sandboxing import load_sandboxed
+
+        return load_sandboxed("workflows", self.root, items)
+
     def _display(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.root.parent))
@@ -115,12 +132,16 @@ class WorkflowRegistry:
             return str(path)
 
 
-_registries: dict[Path, WorkflowRegistry] = {}
+_registries: dict[tuple[Path, bool], WorkflowRegistry] = {}
 _registries_lock = threading.Lock()
 
 
-def discover_workflows(root: Path | None = None) -> WorkflowDiscovery:
+def discover_workflows(root: Path | None = None, *, in_process: bool = False) -> WorkflowDiscovery:
+    """The workflows under `root`. Their files are imported in a sandboxed process unless
+    `in_process` (the local CLI: the developer's own machine and code)."""
     root = Path(root or settings.STUDIO_WORKFLOWS_DIR).resolve()
     with _registries_lock:
-        registry = _registries.setdefault(root, WorkflowRegistry(root))
-    return registry.discover(set(discover().tasks))
+        registry = _registries.setdefault(
+            (root, in_process), WorkflowRegistry(root, in_process=in_process)
+        )
+    return registry.discover(set(discover(in_process=in_process).tasks))

@@ -48,6 +48,13 @@ def load_task(path: Path, task_id: str, source: bytes) -> dict:
     return definition_to_data(load_task_file(path, task_id, source))
 
 
+@register("workflows")
+def load_workflow(path: Path, workflow_id: str, source: bytes) -> dict:
+    from ..workflows.loader import load_workflow_file  # Django-free, like this module
+
+    return load_workflow_file(path, workflow_id, source)
+
+
 def _load_one(loader: Loader, path: Path, item_id: str, source: bytes) -> dict:
     r, w = os.pipe()
     pid = os.fork()

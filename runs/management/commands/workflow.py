@@ -28,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", help="project slug or id to expose as ctx.project_id")
 
     def handle(self, *args, **options):
-        workflows = discover_workflows()
+        workflows = discover_workflows(in_process=True)  # local CLI: the developer's own code
         definition = workflows.get(options["workflow_id"])
         if definition is None:
             available = ", ".join(sorted(workflows.workflows)) or "(none)"
