@@ -354,6 +354,30 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
     )
 
 
+def exec_definition_file(path: Path, module_name: str, source: bytes | None = None):
+    """Run a definition file (a schedule's, a webhook's) as a fresh module and return it; raise
+    ValueError saying why it failed. With `source`, run those bytes as the file: the sandboxed
+    discovery process is handed the bytes, since its user may not be allowed to open the file."""
+    if source is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+    else:
+        spec = importlib.util.spec_from_loader(module_name, loader=None, origin=str(path))
+    if spec is None or (source is None and spec.loader is None):
+        raise ValueError("cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        if source is None:
+            spec.loader.exec_module(module)
+        else:
+            module.__file__ = str(path)
+            exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102
+    except SyntaxError as exc:
+        raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
+    except (Exception, SystemExit) as exc:
+        raise ValueError(f"{type(exc).__name__} while importing: {exc}") from None
+    return module
+
+
 def load_task_file(
     path: Path, task_id: str, source: bytes | CodeType | None = None
 ) -> TaskDefinition:

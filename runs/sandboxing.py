@@ -43,9 +43,10 @@ def policy() -> Policy:
     # Local database and Redis sockets: reachable through the file system otherwise.
     hide.update(("/run/postgresql", "/var/run/postgresql", "/run/redis", "/var/run/redis"))
     definitions = [str(settings.STUDIO_TASKS_DIR)]
-    workflows = getattr(settings, "STUDIO_WORKFLOWS_DIR", None)
-    if workflows:
-        definitions.append(str(workflows))
+    for name in ("STUDIO_WORKFLOWS_DIR", "STUDIO_SCHEDULES_DIR", "STUDIO_WEBHOOKS_DIR"):
+        folder = getattr(settings, name, None)
+        if folder:
+            definitions.append(str(folder))
     return Policy(
         mode=settings.STUDIO_SANDBOX,
         hide=sorted(hide),

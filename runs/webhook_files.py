@@ -18,15 +18,14 @@ start with STUDIO_WEBHOOK_SECRET_ so that the env filter keeps it from every run
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .definitions import iter_task_files, task_id_for
+from .definitions import exec_definition_file, iter_task_files, task_id_for
 from .event_filter import check_filter
 
 SECRET_ENV_PREFIX = "STUDIO_WEBHOOK_SECRET_"
@@ -108,9 +107,9 @@ def check_secret_env(name: Any) -> str | None:
     return None
 
 
-def load_webhook_file(path: Path | str, webhook_id: str) -> dict:
-    """Import one webhook file and return its definition as a plain dict (with `id` and `path`);
-    raise ValueError saying what is wrong."""
+def load_webhook_file(path: Path | str, webhook_id: str, source: bytes | None = None) -> dict:
+    """Import one webhook file (or run `source` as it) and return its definition as a plain
+    dict (with `id` and `path`); raise ValueError saying what is wrong."""
     path = Path(path)
     if not SLUG_RE.fullmatch(webhook_id):
         raise ValueError(
@@ -118,19 +117,7 @@ def load_webhook_file(path: Path | str, webhook_id: str) -> dict:
         )
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     safe_id = re.sub(r"\W", "_", webhook_id)
-    module_name = f"studio_webhooks.{safe_id}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ValueError("cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
-    except (Exception, SystemExit) as exc:
-        raise ValueError(f"{type(exc).__name__} while importing: {exc}") from None
-    finally:
-        sys.modules.pop(module_name, None)
+    module = exec_definition_file(path, f"studio_webhooks.{safe_id}_{digest}", source)
     data = getattr(module, "webhook", None)
     if not isinstance(data, dict):
         raise ValueError("defines no webhook: assign a dict to a module-level name `webhook`")
@@ -176,17 +163,31 @@ class WebhookFiles:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
 
 
-def discover_webhook_files(root: Path | str) -> WebhookFiles:
-    """Every webhook file under `root` (skipping what task discovery skips), loaded."""
+BatchLoader = Callable[[Path, list[tuple[Path, str]]], dict]
+
+
+def load_in_process(root: Path, items: list[tuple[Path, str]]) -> dict[Path, dict | str]:
+    out: dict[Path, dict | str] = {}
+    for path, webhook_id in items:
+        try:
+            out[path] = load_webhook_file(path, webhook_id)
+        except ValueError as exc:
+            out[path] = str(exc)
+    return out
+
+
+def discover_webhook_files(root: Path | str, loader: BatchLoader | None = None) -> WebhookFiles:
+    """Every webhook file under `root` (skipping what task discovery skips), loaded by `loader`
+    ({path: data or why not}; Studio's processes pass the sandboxed one)."""
     root = Path(root)
     found = WebhookFiles()
-    for path in iter_task_files(root):
-        webhook_id = task_id_for(path, root)
+    items = [(path, task_id_for(path, root)) for path in iter_task_files(root)]
+    loaded = (loader or load_in_process)(root, items)
+    for path, webhook_id in items:
         display = os.path.relpath(path, root.parent)
-        try:
-            data = load_webhook_file(path, webhook_id)
-        except ValueError as exc:
-            found.errors.append((display, str(exc)))
+        data = loaded.get(path, "not loaded")
+        if isinstance(data, str):
+            found.errors.append((display, data))
             continue
         if webhook_id in found.webhooks:
             found.errors.append((display, f"webhook id {webhook_id!r} is defined twice"))

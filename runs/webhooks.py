@@ -15,6 +15,14 @@ from .models import Project, Webhook
 from .validation import FieldError, apply_defaults, json_problem, schema_errors
 from .webhook_files import SLUG_RE, check_fields, discover_webhook_files, signature
 
+
+def sandboxed_loader(root, items):
+    """Webhook files are user code: imported in the sandboxed discovery process."""
+    from .sandboxing import load_sandboxed
+
+    return load_sandboxed("webhooks", root, items) if items else {}
+
+
 EDITABLE = (
     "name",
     "description",
@@ -109,7 +117,7 @@ def sync_file_webhooks(project: Project) -> list[tuple[str, str]]:
         stamp = signature(root)
         if _synced.get(key) == stamp:
             return list(_errors)
-        found = discover_webhook_files(root)
+        found = discover_webhook_files(root, sandboxed_loader)
         errors = list(found.errors)
         kept = []
         with transaction.atomic():

@@ -55,6 +55,20 @@ def load_workflow(path: Path, workflow_id: str, source: bytes) -> dict:
     return load_workflow_file(path, workflow_id, source)
 
 
+@register("schedules")
+def load_schedule(path: Path, schedule_id: str, source: bytes) -> dict:
+    from ..schedules import load_schedule_file
+
+    return load_schedule_file(path, schedule_id, source)
+
+
+@register("webhooks")
+def load_webhook(path: Path, webhook_id: str, source: bytes) -> dict:
+    from ..webhook_files import load_webhook_file
+
+    return load_webhook_file(path, webhook_id, source)
+
+
 def _load_one(loader: Loader, path: Path, item_id: str, source: bytes) -> dict:
     r, w = os.pipe()
     pid = os.fork()

@@ -13,12 +13,12 @@ hand the resulting dict to the database side (runs.schedules.sync), which stores
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import threading
 from pathlib import Path
 from typing import Any
 
+from ..definitions import exec_definition_file
 from .spec import SpecError, clean
 
 _collecting = threading.local()
@@ -35,25 +35,18 @@ def schedule(**fields: Any) -> dict:
     return fields
 
 
-def load_schedule_file(path: Path | str, schedule_id: str) -> dict:
-    """Import one schedule file by path; return its schedule as JSON-ready data (`project`
-    plus the API fields, date-times as ISO strings). Raise ValueError saying what is wrong."""
+def load_schedule_file(path: Path | str, schedule_id: str, source: bytes | None = None) -> dict:
+    """Import one schedule file by path (or run `source` as it); return its schedule as
+    JSON-ready data (`project` plus the API fields, date-times as ISO strings). Raise
+    ValueError saying what is wrong."""
     path = Path(path)
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     safe_id = re.sub(r"\W", "_", schedule_id)
     module_name = f"studio_schedules.{safe_id}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ValueError("cannot be imported")
-    module = importlib.util.module_from_spec(spec)
     _collecting.items = []
     try:
-        spec.loader.exec_module(module)
+        exec_definition_file(path, module_name, source)
         collected = _collecting.items
-    except SyntaxError as exc:
-        raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
-    except (Exception, SystemExit) as exc:
-        raise ValueError(f"{type(exc).__name__} while importing: {exc}") from None
     finally:
         _collecting.items = None
     if not collected:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ..definitions import DiscoveryError, iter_task_files
 from ..models import Project, Schedule
-from . import load_schedule_file, schedule_id_for
+from . import schedule_id_for
 from .store import MODEL_FIELDS, ScheduleError, check_target_and_input, clean, create, first_fire
 
 log = logging.getLogger(__name__)
@@ -71,15 +71,18 @@ def sync_files(root: Path | None = None, *, force: bool = False) -> SyncReport:
 
 
 def _sync(root: Path, files: list[Path]) -> SyncReport:
+    # Schedule files are user code: imported in the sandboxed discovery process, as task files.
+    from ..sandboxing import load_sandboxed
+
+    items = [(path, schedule_id_for(path, root)) for path in files]
+    results = load_sandboxed("schedules", root, items) if items else {}
     loaded = []
-    for path in files:
-        schedule_id = schedule_id_for(path, root)
-        try:
-            loaded.append(
-                LoadedFile(_display(path, root), schedule_id, load_schedule_file(path, schedule_id))
-            )
-        except ValueError as exc:
-            loaded.append(LoadedFile(_display(path, root), schedule_id, error=str(exc)))
+    for path, schedule_id in items:
+        data = results.get(path, "not loaded")
+        if isinstance(data, str):
+            loaded.append(LoadedFile(_display(path, root), schedule_id, error=data))
+        else:
+            loaded.append(LoadedFile(_display(path, root), schedule_id, data))
     return apply_loaded(loaded)
 
 
