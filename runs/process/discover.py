@@ -24,7 +24,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# Every loader is imported here, before the process sandboxes itself: inside the sandbox the
+# code's own folder may be hidden (a checkout under /tmp sits under the private /tmp).
 from ..definitions import definition_to_data, load_task_file
+from ..schedules import load_schedule_file
+from ..webhook_files import load_webhook_file
+from ..workflows.loader import load_workflow_file
 from . import sandbox
 
 FILE_TIMEOUT = 10.0  # seconds one file may take to import
@@ -50,22 +55,16 @@ def load_task(path: Path, task_id: str, source: bytes) -> dict:
 
 @register("workflows")
 def load_workflow(path: Path, workflow_id: str, source: bytes) -> dict:
-    from ..workflows.loader import load_workflow_file  # Django-free, like this module
-
     return load_workflow_file(path, workflow_id, source)
 
 
 @register("schedules")
 def load_schedule(path: Path, schedule_id: str, source: bytes) -> dict:
-    from ..schedules import load_schedule_file
-
     return load_schedule_file(path, schedule_id, source)
 
 
 @register("webhooks")
 def load_webhook(path: Path, webhook_id: str, source: bytes) -> dict:
-    from ..webhook_files import load_webhook_file
-
     return load_webhook_file(path, webhook_id, source)
 
 
