@@ -7,6 +7,10 @@ class UpstreamUnavailable(RuntimeError):
     pass
 
 
+def call_upstream(reason: str) -> dict:
+    raise UpstreamUnavailable(f"cannot sync: {reason}")
+
+
 @task(
     name="Failing task",
     description="Fails on purpose to show error reporting",
@@ -17,4 +21,5 @@ class UpstreamUnavailable(RuntimeError):
 )
 def run(ctx):
     print("contacting upstream...")
-    raise UpstreamUnavailable(f"cannot sync: {ctx.input['reason']}")
+    answer = call_upstream(ctx.input["reason"])  # the traceback marks this call with ^^^
+    return answer
