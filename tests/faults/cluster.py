@@ -280,6 +280,11 @@ class Studio:
                 "STUDIO_QUEUE_NAME": "faults",
                 "STUDIO_LOG_LEVEL": "WARNING",
                 "FAULTS_LEDGER": str(self.ledger),
+                # The tasks append to a host file (the ledger) to prove no two attempts overlap
+                # and no process outlives its run; a sandboxed run can write no host file, so
+                # this suite checks the engine's invariants unsandboxed. The sandbox has its own
+                # attack tests (tests/engine/test_sandbox.py).
+                "STUDIO_SANDBOX": "off",
                 "PYTHONUNBUFFERED": "1",
                 **{k: str(v) for k, v in STUDIO_TIMINGS.items()},
             }

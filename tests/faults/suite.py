@@ -367,6 +367,13 @@ def check(studio: Studio, work: Workload, poller: Poller, faults: Faults, api_lo
                 "SELECT status, error->>'code' FROM runs_run WHERE id = ANY(%s)", [ids]
             ).fetchall()
         )
+        # A task's own code fails only in the flaky kind (its first attempt); anywhere else a
+        # task_error means the workload itself broke (say, the ledger was not writable), and
+        # then every other number here would hold for nothing.
+        broken_workload = conn.execute(
+            "SELECT count(*) FROM runs_run WHERE id = ANY(%s) AND error->>'code' = 'task_error'",
+            [[r for r, kind in work.accepted.items() if kind != "flaky"]],
+        ).fetchone()[0]
         retried = conn.execute(
             "SELECT count(DISTINCT run_id) FROM runs_runevent WHERE run_id = ANY(%s) "
             "AND event_type = 'run.retrying' AND payload->'error'->>'code' IN "
@@ -429,6 +436,9 @@ def check(studio: Studio, work: Workload, poller: Poller, faults: Faults, api_lo
         "late run processes after a paused worker woke": faults.late_processes,
         "API 5xx other than 503": len(api_log.five_hundreds),
         "API 503 without Retry-After": api_log.unavailable_without_retry_after,
+        "runs whose own code failed outside the flaky kind": broken_workload,
+        # An empty ledger would make the overlap and orphan counts hold for nothing.
+        "runs checked without a ledger (it stayed empty)": 0 if ledger else len(ids),
         "_worst_overlap": worst_overlap,
         "_outcomes": dict(sorted(outcomes.items())),
         "_retried_after_fault": retried,
