@@ -19,6 +19,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = Path(__file__).resolve().parent / "tasks"
+WORKFLOWS = Path(__file__).resolve().parent / "workflows"
 HOST = "127.0.0.1"
 
 # Tight timings, so that faults are noticed and settled within the suite's minutes.
@@ -277,6 +278,7 @@ class Studio:
                 "SECRET_KEY": "fault-suite-secret-key-not-for-production",
                 "STUDIO_VAR_DIR": str(tmp / "var"),
                 "STUDIO_TASKS_DIR": str(TASKS),
+                "STUDIO_WORKFLOWS_DIR": str(WORKFLOWS),
                 "STUDIO_QUEUE_NAME": "faults",
                 "STUDIO_LOG_LEVEL": "WARNING",
                 "FAULTS_LEDGER": str(self.ledger),

@@ -100,6 +100,7 @@ KINDS = [  # (name, weight, request)
     ("flaky", 10, lambda r: {"target": "task:flaky"}),
     ("cancel", 15, lambda r: {"target": "task:slow", "input": {"seconds": 30}}),
     ("timeout", 10, lambda r: {"target": "task:stuck", "timeout_seconds": 1}),
+    ("workflow", 5, lambda r: {"workflow_id": "fan"}),
 ]
 
 
@@ -120,11 +121,11 @@ def create_runs(api: Api, studio: Studio, mode: Mode, rng: random.Random, work: 
         time.sleep(max(0.0, at - time.monotonic()))
         name, _, request = rng.choices(KINDS, weights)[0]
         body = {
-            "kind": "task",
+            "kind": "workflow" if name == "workflow" else "task",
             "owner": {"kind": "project", "id": studio.project_id},
             # The same public_id on every retry: a create answered late is not made twice.
             "public_id": f"faults-{uuid.UUID(int=rng.getrandbits(128))}",
-            "request": {"name": name, **request(rng)},
+            "request": request(rng) if name == "workflow" else {"name": name, **request(rng)},
         }
         response = api.until_answered("POST", "/api/runs", time.monotonic() + 60, json=body)
         if response is None or response.status_code != 202:
@@ -137,6 +138,20 @@ def create_runs(api: Api, studio: Studio, mode: Mode, rng: random.Random, work: 
                 work.to_cancel.append((time.monotonic() + rng.uniform(0.3, 3), run_id))
             if i % 5 == 0:
                 work.followed.append(run_id)
+
+
+def add_related_runs(studio: Studio, work: Workload) -> None:
+    """Runs the workload did not create itself join every check: the schedule's runs and the
+    workflows' child runs."""
+    with psycopg.connect(studio.services.admin_url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT id, CASE WHEN schedule_id IS NOT NULL THEN 'scheduled' ELSE 'child' END "
+            "FROM runs_run WHERE schedule_id IS NOT NULL OR root_run_id = ANY(%s)",
+            [[r for r, kind in work.accepted.items() if kind == "workflow"]],
+        ).fetchall()
+    with work.lock:
+        for run_id, kind in rows:
+            work.accepted.setdefault(run_id, kind)
 
 
 def cancel_runs(api: Api, work: Workload, stop: threading.Event):
@@ -506,8 +521,19 @@ def main(argv: list[str] | None = None) -> int:
             target=inject, args=(studio, services, mode, rng, faults), daemon=True
         )
         injector.start()
+        # Scheduled runs too: one schedule fires every 2 s while the faults go on.
+        api.until_answered(
+            "POST",
+            "/api/projects/faults/schedules",
+            time.monotonic() + 60,
+            json={"id": "tick", "target": "task:noop", "interval_seconds": 2},
+        )
         create_runs(api, studio, mode, random.Random(rng.getrandbits(64)), work)
         injector.join()
+        api.until_answered(
+            "POST", "/api/projects/faults/schedules/tick/pause", time.monotonic() + 60, json={}
+        )
+        add_related_runs(studio, work)
         stop.set()
         remaining, waited = settle(studio, work, mode.settle_within)
         for thread in threads:

@@ -8,7 +8,7 @@ from _ledger import record  # noqa: E402
 from runs.definitions import task
 
 
-@task(name="No-op")
+@task(name="No-op", schedulable=True)
 def run(ctx):
     record(ctx, "start")
     record(ctx, "end")
