@@ -354,10 +354,14 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
     )
 
 
-def exec_definition_file(path: Path, module_name: str, source: bytes | None = None):
-    """Run a definition file (a schedule's, a webhook's) as a fresh module and return it; raise
-    ValueError saying why it failed. With `source`, run those bytes as the file: the sandboxed
-    discovery process is handed the bytes, since its user may not be allowed to open the file."""
+def exec_definition_file(
+    path: Path, module_name: str, source: bytes | None = None, *, keep: bool = False
+):
+    """Run a definition file (a workflow's, a schedule's, a webhook's) as a fresh module and
+    return it; raise ValueError saying why it failed. With `source`, run those bytes as the
+    file: the sandboxed discovery process is handed the bytes, since its user may not be allowed
+    to open the file. The module sits in sys.modules while it runs (dataclasses and the like look
+    it up there), and stays there with `keep`."""
     if source is None:
         spec = importlib.util.spec_from_file_location(module_name, path)
     else:
@@ -365,16 +369,22 @@ def exec_definition_file(path: Path, module_name: str, source: bytes | None = No
     if spec is None or (source is None and spec.loader is None):
         raise ValueError("cannot be imported")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    loaded = False
     try:
         if source is None:
             spec.loader.exec_module(module)
         else:
             module.__file__ = str(path)
             exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102
+        loaded = True
     except SyntaxError as exc:
         raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
     except (Exception, SystemExit) as exc:
         raise ValueError(f"{type(exc).__name__} while importing: {exc}") from None
+    finally:
+        if not (keep and loaded):
+            sys.modules.pop(module_name, None)
     return module
 
 

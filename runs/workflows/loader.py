@@ -9,12 +9,10 @@ definitions (does a target exist? do sub-workflows form a cycle?) are `check_tar
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
-from ..definitions import check_schema
+from ..definitions import check_schema, exec_definition_file
 from . import MARKER, WorkflowSpec, build_graph
 from .graph import WorkflowBuildError
 
@@ -28,26 +26,7 @@ def load_workflow_file(path: str | Path, workflow_id: str, source: bytes | None 
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     safe_id = re.sub(r"\W", "_", workflow_id)
     module_name = f"studio_workflows.{safe_id}_{digest}"
-    if source is None:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-    else:
-        spec = importlib.util.spec_from_loader(module_name, loader=None, origin=str(path))
-    if spec is None or (source is None and spec.loader is None):
-        raise ValueError("cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        if source is None:
-            spec.loader.exec_module(module)
-        else:
-            module.__file__ = str(path)
-            exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102
-    except SyntaxError as exc:
-        sys.modules.pop(module_name, None)
-        raise ValueError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
-    except (Exception, SystemExit) as exc:
-        sys.modules.pop(module_name, None)
-        raise ValueError(f"{type(exc).__name__} while importing: {exc}") from None
+    module = exec_definition_file(path, module_name, source, keep=True)
     specs = {
         id(v): v
         for v in (getattr(obj, MARKER, None) for obj in vars(module).values())
