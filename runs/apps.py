@@ -28,7 +28,9 @@ class RunsConfig(AppConfig):
         from .api.schemas import run_to_wire
 
         notify.use_wire_format(run_to_wire)
-        lifecycle.on_terminal(notify.queue_notifications, phase="in_transaction")
+        lifecycle.on_terminal(
+            notify.queue_notifications, phase="in_transaction", only_if=notify.has_targets
+        )
         # A workflow run advances when one of its children ends.
         hooks.register()
         # ... and the sweeper finds those that did not.

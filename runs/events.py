@@ -13,6 +13,9 @@ from . import metrics
 from .models import RunEvent
 
 
+SMALL_BATCH = 16  # up to this many rows, one multi-row INSERT rather than COPY
+
+
 class RawJSON(str):
     """A payload already encoded as JSON (log lines: encoded once, by the C encoder)."""
 
@@ -60,7 +63,17 @@ def insert_events(run_id: str, rows: list[tuple[str, object, object]]) -> None:
     table = connection.ops.quote_name(RunEvent._meta.db_table)
     last_at, stamp = None, ""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and len(rows) <= SMALL_BATCH:
+            # A short run's few events: one INSERT is one round trip, COPY takes two.
+            params = []
+            for event_type, payload, created_at in rows:
+                params += (run_id, event_type, _to_json(payload), created_at)
+            values = ", ".join(["(%s, %s, %s::jsonb, %s)"] * len(rows))
+            cursor.execute(
+                f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES {values}",
+                params,
+            )
+        elif connection.vendor == "postgresql":
             lines = []
             for event_type, payload, created_at in rows:
                 if created_at is not last_at:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -122,6 +122,27 @@ def run_payload(run: Run, project: Project, event: str, outcomes: list[str]) -> 
         "dashboard_url": dashboard_url(project, run.pk),
         "run": wire,
     }
+
+
+_HAS_TARGETS_SQL: str | None = None
+
+
+def has_targets(run: Run) -> bool:
+    """Whether the run's project has an enabled notification target: the test every terminal
+    transition runs before `queue_notifications`, so one indexed lookup, without the ORM."""
+    global _HAS_TARGETS_SQL
+    if _HAS_TARGETS_SQL is None:
+        meta = NotificationTarget._meta
+        quote = connection.ops.quote_name
+        _HAS_TARGETS_SQL = (
+            f"SELECT 1 FROM {quote(meta.db_table)} WHERE "
+            f"{quote(meta.get_field('project').column)} = %s AND "
+            f"{quote(meta.get_field('enabled').column)} LIMIT 1"
+        )
+    project = NotificationTarget._meta.get_field("project").target_field
+    with connection.cursor() as cursor:
+        cursor.execute(_HAS_TARGETS_SQL, [project.get_db_prep_value(run.project_id, connection)])
+        return cursor.fetchone() is not None
 
 
 def queue_notifications(run: Run) -> int:

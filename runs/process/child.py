@@ -94,7 +94,10 @@ def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception) -> 
     # kernel tears the namespaces down: that teardown stays off the run's critical path.
     st_r, st_w = os.pipe() if policy.enabled else (None, None)
     try:
-        pid = os.fork()
+        if policy.enabled:  # straight into the run's namespaces: this is its PID 1
+            pid = sandbox.clone_namespaces(policy, network=request.get("network", True) is not False)
+        else:
+            pid = os.fork()
     except OSError:
         for fd in (out_r, out_w, err_r, err_w, ev_r, ev_w, ctl_r, ctl_w, st_r, st_w):
             if fd is not None:
@@ -127,12 +130,7 @@ def _run_child(  # pragma: no cover - runs in the child
         source = code  # compiled by the fork server: the run's user may not read the file
         if policy.enabled:
             try:
-                sandbox.isolate(
-                    policy,
-                    limits,
-                    network=request.get("network", True) is not False,
-                    status_fd=STATUS_FD,
-                )
+                sandbox.enter(policy, limits, status_fd=STATUS_FD)
             except sandbox.SandboxError as exc:
                 _send_raw(
                     _result(
@@ -201,8 +199,8 @@ def _execute_task(
 
 
 # --- a sandbox prepared ahead of its run ---------------------------------------------------------
-# Setting a sandbox up costs two forks and a few mounts; the fork server keeps one ready (with
-# the default limits and network) so that a run that fits it only costs the fork of its task.
+# Setting a sandbox up costs a clone and a few mounts; the fork server keeps one ready (with
+# the default limits and network) so that a run that fits it only waits for the fork of its task.
 
 WARM_FD = 9  # the prepared sandbox's end of its socket to the fork server
 _HEADER = struct.Struct("!II")
@@ -222,7 +220,7 @@ def fits_warm(request: dict) -> bool:
 def prepare_warm(policy: sandbox.Policy) -> Warm:
     ours, theirs = socket.socketpair()
     try:
-        pid = os.fork()
+        pid = sandbox.clone_namespaces(policy)  # the prepared sandbox's PID 1
     except OSError:
         ours.close()
         theirs.close()
@@ -281,7 +279,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:  # pragma: no cover
     return b"".join(chunks)
 
 
-def _run_warm(policy: sandbox.Policy, sock_fd: int) -> int:  # pragma: no cover - C1, C2, C3
+def _run_warm(policy: sandbox.Policy, sock_fd: int) -> int:  # pragma: no cover - P1, then task
     os.setsid()
     die_with_parent()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
@@ -313,11 +311,11 @@ def _run_warm(policy: sandbox.Policy, sock_fd: int) -> int:  # pragma: no cover 
 
     limits = dict(policy.limits)
     try:
-        sandbox.isolate(policy, limits, network=True, wait_for=wait_for_run)
+        sandbox.enter(policy, limits, wait_for=wait_for_run)
     except sandbox.SandboxError:
         return 70
-    # C3, the task's process: the run's pipes in their places, then as any child.
-    out_w, err_w, ev_w, ctl_r, _ = got["fds"]  # isolate() closed the status one here
+    # The task's process: the run's pipes in their places, then as any child.
+    out_w, err_w, ev_w, ctl_r, _ = got["fds"]  # enter() closed the status one here
     sock.close()
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
