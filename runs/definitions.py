@@ -21,9 +21,6 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 MARKER = "__studio_task__"
 
 # Never handed to a task: Studio's own settings and secrets.
@@ -274,6 +271,12 @@ def iter_task_files(root: Path) -> Iterator[Path]:
             yield Path(entry.path)
 
 
+# Set in a run's process, where the task file was already checked by discovery: the schemas are
+# not checked again, which keeps jsonschema out of the fork server (a smaller process forks
+# faster) and out of every run's import time.
+SCHEMAS_CHECKED_ELSEWHERE = False
+
+
 def check_schema(schema: Any, field_name: str) -> None:
     if schema is None:
         return
@@ -281,6 +284,11 @@ def check_schema(schema: Any, field_name: str) -> None:
         raise ValueError(
             f"{field_name} must be a JSON Schema object (a dict), not {type(schema).__name__}"
         )
+    if SCHEMAS_CHECKED_ELSEWHERE:
+        return
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:

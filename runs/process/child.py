@@ -185,7 +185,7 @@ def _execute_task(
         run_id=request.get("run_id"),
         attempt=request.get("attempt", 1),
     )
-    outcome = execute(definition, ctx)
+    outcome = execute(definition, ctx, check_output=False)  # the worker checks the output
     if not outcome.ok:
         hit = sandbox.limit_exceeded(outcome.exception, limits)
         if hit is not None:

@@ -136,7 +136,7 @@ class ForkServer:
             self.dir = tempfile.mkdtemp(prefix="studio-zygote-")  # 0700: only this user connects
             atexit.register(self.stop)
         self.path = os.path.join(self.dir, f"{uuid.uuid4().hex[:8]}.sock")
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]  # the project: where `runs` is importable
         env = filtered_env()  # the zygote and its children never see Studio's secrets
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(root), os.environ.get("PYTHONPATH", "")])
@@ -326,6 +326,9 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         return
     _set_up_sandbox(policy)
     block_django()  # for every child: a task file that imports Django fails to load
+    from .. import definitions
+
+    definitions.SCHEMAS_CHECKED_ELSEWHERE = True  # discovery checked them
     if policy.enabled:
         sandbox_plan(policy)  # computed once here rather than in every child
     # What every fork shares stays shared: the children's garbage collector leaves it alone

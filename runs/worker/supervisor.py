@@ -31,6 +31,7 @@ from ..definitions import TaskDefinition
 from ..events import RawJSON, insert_events, scrub
 from ..models import Run, RunEvent, RunStatus
 from ..process.forkserver import RemoteChild
+from ..process.runner import output_error
 from ..process.sandbox import LIMIT_CODES, LIMIT_SIGNALS, limit_error
 from . import claim as engine
 from . import registry
@@ -470,6 +471,11 @@ class Supervisor:
             lifecycle.hand_back(run, self.name, "the worker shut down before the run finished")
             return
         result = (self.result or {}) if self.kill_reason is None else {}
+        if result.get("ok"):
+            # Checked here rather than in the task's process, where its code could interfere.
+            invalid = output_error(self.definition, result.get("output"))
+            if invalid is not None:
+                result = {**result, "ok": False, "error": invalid}
         fields = {
             "logs": self.logs.text(),
             "exit_code": self.exit_code,

@@ -86,6 +86,18 @@ def test_an_output_that_is_not_json_fails_the_run(start_test_worker, create):
     assert "not JSON-serialisable" in run.error["message"]
 
 
+def test_an_output_that_breaks_the_output_schema_fails_even_if_the_task_turns_the_check_off(
+    start_test_worker, create
+):
+    # The check runs in the worker, not in the task's process, which could patch it away.
+    start_test_worker()
+    run = create("attack-output")
+    wait_status(run, "failed")
+    assert run.error["code"] == "output_invalid"
+    assert "output.count" in run.error["message"]
+    assert run.output == {"count": "many"}  # kept, to see what the task returned
+
+
 def test_a_task_process_that_dies_fails_the_run_with_its_signal(start_test_worker, create):
     start_test_worker()
     run = create("crash")
