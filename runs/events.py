@@ -12,7 +12,6 @@ from django.db import connection, transaction
 from . import metrics
 from .models import RunEvent
 
-
 SMALL_BATCH = 16  # up to this many rows, one multi-row INSERT rather than COPY
 
 

@@ -95,7 +95,9 @@ def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception) -> 
     st_r, st_w = os.pipe() if policy.enabled else (None, None)
     try:
         if policy.enabled:  # straight into the run's namespaces: this is its PID 1
-            pid = sandbox.clone_namespaces(policy, network=request.get("network", True) is not False)
+            pid = sandbox.clone_namespaces(
+                policy, network=request.get("network", True) is not False
+            )
         else:
             pid = os.fork()
     except OSError:
@@ -199,17 +201,24 @@ def _execute_task(
 
 
 # --- a sandbox prepared ahead of its run ---------------------------------------------------------
-# Setting a sandbox up costs a clone and a few mounts; the fork server keeps one ready (with
-# the default limits and network) so that a run that fits it only waits for the fork of its task.
+# Setting a sandbox up costs a clone, a few mounts and the fork of the task's process; the fork
+# server keeps one ready (with the default limits and network), its task process already forked
+# and waiting, so that a run that fits it only waits for its request to arrive.
 
-WARM_FD = 9  # the prepared sandbox's end of its socket to the fork server
+P1_FD = 8  # P1's end of its socket to the fork server: the run's status descriptor comes here
+TASK_FD = 9  # the waiting task process's end of its socket: the run's pipes and request come here
 _HEADER = struct.Struct("!II")
 
 
 @dataclass
 class Warm:
-    pid: int  # its C1: the run's process (group) once a run is handed to it
-    sock: socket.socket
+    pid: int  # its P1: the run's process (group) once a run is handed to it
+    sock: socket.socket  # to P1
+    task_sock: socket.socket  # to the waiting task process
+
+    def close(self) -> None:
+        self.sock.close()
+        self.task_sock.close()
 
 
 def fits_warm(request: dict) -> bool:
@@ -219,24 +228,27 @@ def fits_warm(request: dict) -> bool:
 
 def prepare_warm(policy: sandbox.Policy) -> Warm:
     ours, theirs = socket.socketpair()
+    task_ours, task_theirs = socket.socketpair()
     try:
         pid = sandbox.clone_namespaces(policy)  # the prepared sandbox's PID 1
     except OSError:
-        ours.close()
-        theirs.close()
+        for sock in (ours, theirs, task_ours, task_theirs):
+            sock.close()
         raise
     if pid == 0:  # pragma: no cover - the prepared sandbox
         status = 70
         try:
-            status = _run_warm(policy, theirs.fileno())
+            status = _run_warm(policy, theirs.fileno(), task_theirs.fileno())
         finally:
             os._exit(status)
     theirs.close()
-    return Warm(pid, ours)
+    task_theirs.close()
+    return Warm(pid, ours, task_ours)
 
 
 def hand_to_warm(warm: Warm, request: dict, code: CodeType | Exception) -> Child:
-    """Give `request` to the prepared sandbox `warm`: the run's pipes, its request, its code."""
+    """Give `request` to the prepared sandbox `warm`: the run's status descriptor to its P1; the
+    run's pipes, request and code to its waiting task process."""
     body = json.dumps(
         {**request, "load_error": str(code) if isinstance(code, Exception) else None}
     ).encode()
@@ -248,14 +260,17 @@ def hand_to_warm(warm: Warm, request: dict, code: CodeType | Exception) -> Child
     st_r, st_w = os.pipe()
     theirs = (out_w, err_w, ev_w, ctl_r, st_w)
     try:
-        socket.send_fds(warm.sock, [_HEADER.pack(len(body), len(compiled))], list(theirs))
-        warm.sock.sendall(body + compiled)
+        socket.send_fds(warm.sock, [b"s"], [st_w])
+        socket.send_fds(
+            warm.task_sock, [_HEADER.pack(len(body), len(compiled))], [out_w, err_w, ev_w, ctl_r]
+        )
+        warm.task_sock.sendall(body + compiled)
     except OSError:
         for fd in (out_r, err_r, ev_r, ctl_w, st_r, *theirs):
             os.close(fd)
         raise
     finally:
-        warm.sock.close()
+        warm.close()
     for fd in theirs:
         os.close(fd)
     return Child(
@@ -279,7 +294,8 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:  # pragma: no cover
     return b"".join(chunks)
 
 
-def _run_warm(policy: sandbox.Policy, sock_fd: int) -> int:  # pragma: no cover - P1, then task
+def _run_warm(policy: sandbox.Policy, p1_fd: int, task_fd: int) -> int:  # pragma: no cover
+    """P1 of a prepared sandbox; returns (exits) in its task process once a run came."""
     os.setsid()
     die_with_parent()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
@@ -288,35 +304,40 @@ def _run_warm(policy: sandbox.Policy, sock_fd: int) -> int:  # pragma: no cover 
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    os.dup2(sock_fd, WARM_FD)
-    os.closerange(3, WARM_FD)
-    os.closerange(WARM_FD + 1, _max_fd())
+    os.dup2(p1_fd, P1_FD)
+    os.dup2(task_fd, TASK_FD)
+    os.closerange(3, P1_FD)
+    os.closerange(TASK_FD + 1, _max_fd())
     visible = filtered_env()
     for name in list(os.environ):
         if name not in visible:
             del os.environ[name]
-    sock = socket.socket(fileno=WARM_FD)
-    got: dict = {}
 
-    def wait_for_run() -> int:  # in PID 1, everything set up
-        header, fds, _, _ = socket.recv_fds(sock, _HEADER.size, 5)
-        if len(header) < _HEADER.size or len(fds) != 5:
+    def status_descriptor() -> int:  # in P1, once the task's process is forked and waiting
+        os.close(TASK_FD)
+        _, fds, _, _ = socket.recv_fds(socket.socket(fileno=P1_FD), 1, 1)
+        if len(fds) != 1:
             os._exit(0)  # the fork server went away, or stopped needing us
-        n_body, n_code = _HEADER.unpack(header)
-        data = _recv_exactly(sock, n_body + n_code)
-        got["request"] = json.loads(data[:n_body])
-        got["code"] = marshal.loads(data[n_body:]) if n_code else None
-        got["fds"] = fds
-        return fds[4]
+        return fds[0]
 
     limits = dict(policy.limits)
     try:
-        sandbox.enter(policy, limits, wait_for=wait_for_run)
+        sandbox.enter(policy, limits, status_from=status_descriptor)
     except sandbox.SandboxError:
         return 70
-    # The task's process: the run's pipes in their places, then as any child.
-    out_w, err_w, ev_w, ctl_r, _ = got["fds"]  # enter() closed the status one here
+    # The task's process, forked ahead of its run: wait for it, put the run's pipes in their
+    # places, then go on as any child.
+    os.close(P1_FD)
+    sock = socket.socket(fileno=TASK_FD)
+    header, fds, _, _ = socket.recv_fds(sock, _HEADER.size, 4)
+    if len(header) < _HEADER.size or len(fds) != 4:
+        os._exit(0)  # the fork server went away, or stopped needing us
+    n_body, n_code = _HEADER.unpack(header)
+    data = _recv_exactly(sock, n_body + n_code)
     sock.close()
+    request = json.loads(data[:n_body])
+    code = marshal.loads(data[n_body:]) if n_code else ValueError(request.get("load_error"))
+    out_w, err_w, ev_w, ctl_r = fds
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
     os.dup2(ev_w, EVENTS_FD)
@@ -325,8 +346,6 @@ def _run_warm(policy: sandbox.Policy, sock_fd: int) -> int:  # pragma: no cover 
         if fd > CONTROL_FD:
             os.close(fd)
     _text_streams()
-    request = got["request"]
-    code = got["code"] if got["code"] is not None else ValueError(request.get("load_error"))
     try:
         return _execute_task(request, limits, code)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent must hear of it

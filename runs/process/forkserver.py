@@ -20,8 +20,9 @@ Protocol, one Unix stream connection per run:
                      otherwise when the child is reaped); then EOF
 The zygote compiles task files (never runs them: cached by mtime and size) and blocks Django
 imports before it forks, so each child only executes its own file's code. Sandboxed, it keeps
-one sandbox set up ahead of time (child.prepare_warm); a run with the default limits and network
-is handed to it (its pid is then the run's pid), and the next one is prepared after the reply.
+one sandbox set up ahead of time, its task process already forked and waiting (child.prepare_warm);
+a run with the default limits and network is handed to it (its pid is then the run's pid), and
+the next one is prepared after the reply.
 The socket lives in a private (0700) directory. The zygote dies with its worker; on the way out
 it kills every run's process group, and each child also dies with the zygote (PDEATHSIG).
 """
@@ -410,7 +411,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     if pid == 0:
                         break
                     if warm is not None and pid == warm.pid:  # died unused: prepare another
-                        warm.sock.close()
+                        warm.close()
                         warm = None
                         refill()
                         continue

@@ -265,15 +265,15 @@ def enter(
     limits: dict,
     *,
     status_fd: int | None = None,
-    wait_for: Callable[[], int] | None = None,
+    status_from: Callable[[], int] | None = None,
 ) -> int:
     """In P1, fresh from `clone_namespaces`: set the sandbox up, fork the task and return in the
     task's process (only), with the run's uid. P1 itself never returns from here.
 
     Raises SandboxError (in P1, nothing forked yet) when the kernel refuses a step. With
     `status_fd`, P1 writes the task's exit code there as soon as the task ends (the task itself
-    never holds that descriptor). With `wait_for`, P1 calls it once everything is set up and only
-    then forks the task: it blocks until a run comes and returns its status descriptor (a sandbox
+    never holds that descriptor). With `status_from`, P1 calls it right after forking the task
+    (which then waits for its run) to get that descriptor: it blocks until a run comes (a sandbox
     prepared ahead of its run: runs/process/child.py, `prepare_warm`).
     """
     # Die with whoever cloned us (the fork server, which the supervisor's kill does not reach).
@@ -337,10 +337,10 @@ def enter(
     apply_limits(limits if root else {k: v for k, v in limits.items() if k != "max_processes"})
     # PID 1 ignores the signals it has no handler for, even SIGKILL from inside: the task runs
     # as PID 2, so that signals reach it as anywhere else, and PID 1 reaps orphans.
-    if wait_for is not None:
-        status_fd = wait_for()
     pid = os.fork()
     if pid:
+        if status_from is not None:
+            status_fd = status_from()
         _init(pid, status_fd)
     if status_fd is not None:
         os.close(status_fd)
