@@ -414,7 +414,7 @@ if REDIS_URL:
             f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://"
         )
     HUEY = {
-        "huey_class": "huey.RedisHuey",
+        "huey_class": "studio.queue_signing.StudioRedisHuey",
         "name": STUDIO_QUEUE_NAME,
         "url": REDIS_URL,
         "immediate": False,
@@ -425,7 +425,7 @@ if REDIS_URL:
     }
 else:
     HUEY = {
-        "huey_class": "huey.SqliteHuey",
+        "huey_class": "studio.queue_signing.StudioSqliteHuey",
         "name": STUDIO_QUEUE_NAME,
         "filename": str(
             private_file(Path(env_str("STUDIO_HUEY_FILE", str(VAR_DIR / "huey.sqlite3"))).resolve())

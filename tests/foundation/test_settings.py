@@ -49,7 +49,7 @@ def test_it_starts_with_good_values(tmp_path):
         True,
         3,
         "django.db.backends.postgresql",
-        "huey.RedisHuey",
+        "studio.queue_signing.StudioRedisHuey",
     ]
 
 
