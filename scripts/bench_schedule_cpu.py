@@ -72,15 +72,26 @@ def inner(count: int, rounds: int) -> None:
         before = Run.objects.count()
         statements = []
 
-        def counted(execute, sql, params, many, context):
+        def counted(execute, sql, params, many, context, statements=statements):
             statements.append(1)
             return execute(sql, params, many, context)
 
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
+        profile = None
+        if os.environ.get("PROFILE") and r == rounds - 1:
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.enable()
         with connection.execute_wrapper(counted):
             while engine.tick(timezone.now()).schedules:
                 pass
+        if profile:
+            import pstats
+
+            profile.disable()
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
         wall = time.perf_counter() - t0
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         fired = Run.objects.count() - before
