@@ -150,3 +150,21 @@ def test_an_unexpected_error_in_the_bulk_write_fires_the_batch_one_at_a_time(
         assert ledger(schedule) == [("2025-06-01T02:00", "fired", 1)]
     assert Run.objects.count() == 3
     assert RunEvent.objects.filter(event_type="run.created").count() == 3
+
+
+def test_a_workflow_target_in_a_burst_fires_on_its_own_beside_the_tasks(
+    clock, make_schedule, settings
+):
+    settings.STUDIO_SCHEDULER_BATCH = 100
+    tasks = due_together(clock, make_schedule, 3)
+    clock.at("2025-06-01T01:00Z")
+    flow = make_schedule("flow", target="workflow:regional-report", run_at="2025-06-01T02:00:00Z")
+    clock.at("2025-06-01T02:00:00.200Z")
+
+    assert len(clock.tick().fired) == 4
+
+    # (A workflow run carries the schedule as trigger_id; create_run drops schedule_id for it.)
+    run = Run.objects.get(trigger_kind="schedule", trigger_id="flow")
+    assert run.kind == Run.Kind.WORKFLOW and run.target == "workflow:regional-report"
+    for schedule in [*tasks, flow]:
+        assert ledger(schedule) == [("2025-06-01T02:00", "fired", 1)]
