@@ -132,6 +132,63 @@ def create_run(
             metadata=metadata,
             start_mode=start_mode,
         )
+    run, definition = build_run(
+        project,
+        target=target,
+        input=input,
+        config=config,
+        name=name,
+        public_id=public_id,
+        parent_run=parent_run,
+        batch_id=batch_id,
+        timeout_seconds=timeout_seconds,
+        backoff_limit=backoff_limit,
+        trigger_kind=trigger_kind,
+        trigger_id=trigger_id,
+        schedule_id=schedule_id,
+        created_by=created_by,
+        metadata=metadata,
+        start_mode=start_mode,
+        runtime_target_kind=runtime_target_kind,
+    )
+    try:
+        lifecycle.create(run, task_id=definition.id)
+    except IntegrityError:
+        # Two creates with one public_id raced; the other one won.
+        existing = (
+            Run.objects.filter(project=project, public_id=public_id).first() if public_id else None
+        )
+        if existing is None:
+            raise
+        return CreateResult(existing, duplicate=True)
+    return CreateResult(run, duplicate=False, definition=definition)
+
+
+def build_run(
+    project: Project,
+    *,
+    target: str,
+    input: dict | None = None,
+    config: dict | None = None,
+    name: str | None = None,
+    public_id: str | None = None,
+    parent_run: Run | None = None,
+    batch_id: str | None = None,
+    timeout_seconds: int | None = None,
+    backoff_limit: int | None = None,
+    trigger_kind: str = Run.Trigger.MANUAL,
+    trigger_id: str | None = None,
+    schedule_id: str | None = None,
+    created_by: str | None = None,
+    metadata: dict | None = None,
+    start_mode: str | None = None,
+    runtime_target_kind: str | None = None,
+) -> tuple[Run, TaskDefinition]:
+    """Validate a task run and build it, with its defaults filled in, without saving it.
+
+    The one place that knows a task run's defaults: create_run saves what this builds, and the
+    scheduler's burst path saves many at once (lifecycle.create_many). Tasks only: a workflow
+    target goes through create_run. RunError when the target or a field is not acceptable."""
     definition = resolve_task(target)
     input = {} if input is None else input
     config = {} if config is None else config
@@ -184,17 +241,13 @@ def create_run(
         created_at=now,
         enqueued_at=now,
     )
-    try:
-        lifecycle.create(run, task_id=definition.id)
-    except IntegrityError:
-        # Two creates with one public_id raced; the other one won.
-        existing = (
-            Run.objects.filter(project=project, public_id=public_id).first() if public_id else None
-        )
-        if existing is None:
-            raise
-        return CreateResult(existing, duplicate=True)
-    return CreateResult(run, duplicate=False, definition=definition)
+    return run, definition
+
+
+def save_built_runs(runs: list[Run], *, task_ids: list[str | None]) -> None:
+    """Store runs that build_run made, with their events, in a few statements; each is enqueued
+    once the caller's transaction commits (lifecycle.create_many)."""
+    lifecycle.create_many(runs, task_ids=task_ids)
 
 
 def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
