@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 
+from . import netns
 from .sandbox import Policy, block_django, guard_loopback, probe
 from .sandbox import _plan as sandbox_plan
 
@@ -254,6 +255,11 @@ def _set_up_sandbox(policy: Policy) -> None:
     if policy.mode == "off":
         print("studio: STUDIO_SANDBOX=off: runs are NOT sandboxed", file=sys.stderr, flush=True)
         return
+    # Not root: the host's loopback is kept from runs by a network namespace of our own (netns).
+    loopback = None if policy.own_uids else netns.isolate_network()
+    if loopback is not None and loopback[0] is not None and policy.mode == "required":
+        print(f"studio: STUDIO_SANDBOX=required but {loopback[0]}", file=sys.stderr, flush=True)
+        os._exit(SANDBOX_REFUSED)
     reason = probe(policy)
     if reason is not None:
         if policy.mode == "required":
@@ -272,9 +278,10 @@ def _set_up_sandbox(policy: Policy) -> None:
         )
         return
     policy.enabled = True
-    network = guard_loopback(policy)
+    network = guard_loopback(policy) if loopback is None else loopback[0]
     print(
         "studio: runs are sandboxed (own PID + mount namespace, own user, limits)"
+        + ("" if loopback is None or loopback[0] else f"; {loopback[1]}")
         + ("" if network is None else f"; WARNING: host loopback NOT blocked: {network}"),
         file=sys.stderr,
         flush=True,

@@ -91,6 +91,9 @@ class Policy:
     uid_base: int = 1_000_000_000
     limits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     enabled: bool = False  # set by the fork server once a probe succeeded
+    # Real root (in the host's user namespace): runs get uids of their own. Decided where the
+    # policy is made, never later: a non-root fork server is uid 0 of a namespace (netns.py).
+    own_uids: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -246,7 +249,7 @@ def isolate(
     set up and only then forks the task: it blocks until a run comes and returns its status
     descriptor (a sandbox prepared ahead of its run: runs/process/child.py, `prepare_warm`).
     """
-    root = os.geteuid() == 0
+    root = policy.own_uids
     outer_uid, outer_gid = os.getuid(), os.getgid()
     flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC
     if not network:
@@ -432,7 +435,7 @@ def guard_loopback(policy: Policy) -> str | None:
     import shutil
     import subprocess
 
-    if os.geteuid() != 0:
+    if not policy.own_uids:
         return "Studio does not run as root: owner-based filtering needs root"
     try:
         with open("/proc/sys/kernel/pid_max") as f:
