@@ -30,6 +30,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from . import cgroups
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -357,6 +359,8 @@ def apply_limits(limits: dict) -> None:
     def cap(which: int, soft: int, hard: int | None = None) -> None:
         resource.setrlimit(which, (soft, soft if hard is None else hard))
 
+    limits = cgroups.left_to_rlimits(limits)  # what the run's cgroup enforces needs no rlimit
+
     if limits.get("memory_mb"):
         cap(resource.RLIMIT_AS, int(limits["memory_mb"]) * 2**20)
     if limits.get("cpu_seconds"):
@@ -395,6 +399,8 @@ def limit_exceeded(exc: BaseException | None, limits: dict) -> dict | None:
 
 def _at_process_limit() -> bool:
     """EAGAIN from fork means RLIMIT_NPROC (or the system's own limit): tell them apart."""
+    if cgroups.processes_exceeded():
+        return True
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     try:
         count = sum(1 for name in os.listdir("/proc") if name.isdigit())
