@@ -54,11 +54,15 @@ def main() -> None:
     time.sleep(0.3)  # let the last runs be reaped
     after = cpu_ms(server.proc.pid)
     server.stop()
-    print(json.dumps({
-        "p50_ms": round(statistics.median(walls) * 1000, 2),
-        "runs_per_s": round(n / elapsed, 1),
-        "cpu_ms_per_run": round((after - before) / n, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "p50_ms": round(statistics.median(walls) * 1000, 2),
+                "runs_per_s": round(n / elapsed, 1),
+                "cpu_ms_per_run": round((after - before) / n, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
