@@ -9,6 +9,8 @@ runs/process/sandbox.py).
 
 At start the zygote tries the sandbox for real (sandbox.probe): STUDIO_SANDBOX=auto goes on
 without it after a loud warning, `required` exits with code 78 (the worker then refuses to start).
+Not root, it first moves itself into a network namespace of its own with user-mode networking
+(netns.py); sandboxed, it gives each run a cgroup where the machine offers one (cgroups.py).
 
 Protocol, one Unix stream connection per run:
   worker -> zygote   one JSON line: {"task_id", "path", "limits", "network", "input", "config",
@@ -432,6 +434,8 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                         break
                     if pid == 0:
                         break
+                    if netns.lost(pid):  # slirp4netns (not root): it says so itself
+                        continue
                     if warm is not None and pid == warm.pid:  # died unused: prepare another
                         warm.sock.close()
                         warm = None

@@ -24,6 +24,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -158,3 +159,18 @@ def isolate_network() -> tuple[str | None, str]:
     if missing:
         note += f"; WARNING: could not block the host's addresses {', '.join(missing)} (iproute2)"
     return None, note
+
+
+def lost(pid: int) -> bool:
+    """True if `pid`, a child the fork server reaped, was slirp4netns: say runs are offline."""
+    global helper_pid
+    if helper_pid is None or pid != helper_pid:
+        return False
+    helper_pid = None
+    print(
+        f"studio: WARNING: {TOOL} exited: runs have no network beyond their own loopback until "
+        "the worker restarts",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
