@@ -77,6 +77,8 @@ if __name__ == "__main__":
     if sys.argv[1] == "--as":
         become(int(sys.argv[2]))
         os.environ.update(HOME="/tmp", TMPDIR="/tmp")
+        if sys.argv[3] == "--":  # any script, e.g. scripts/bench_spawn.py
+            os.execv(sys.executable, [sys.executable, *sys.argv[4:]])
         os.execv(
             sys.executable, [sys.executable, "-m", "tests.engine.forkserver_driver", *sys.argv[3:]]
         )
