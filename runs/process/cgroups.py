@@ -135,10 +135,7 @@ class Cgroups:
         self.serial += 1
         name = f"run-{self.serial}"
         if self.version == 2:
-            path = os.path.join(
-                self.parents[CONTROLLERS[0]] if "memory" in self.parents else self.parents["pids"],
-                name,
-            )
+            path = os.path.join(next(iter(self.parents.values())), name)  # one for all
             dirs = {c: path for c in self.parents}
         else:
             dirs = {c: os.path.join(parent, name) for c, parent in self.parents.items()}
