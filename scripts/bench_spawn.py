@@ -1,6 +1,6 @@
 """Per-run cost of the fork server's sandbox: N no-op spawns, wall p50 and CPU per run.
 
-    python scripts/bench_spawn.py [N] [--limits]   (run from the tree to measure)
+    python scripts/bench_spawn.py [N] [--limits] [--no-cgroups]   (from the tree to measure)
 
 CPU per run = the fork server's own CPU plus that of every process it reaped (the runs),
 from /proc/<fork server>/stat (utime+stime+cutime+cstime), divided by N. --limits gives each
@@ -32,7 +32,8 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 300
     limits = {"memory_mb": 512} if "--limits" in sys.argv else None
     tasks = ROOT / "tests" / "task_files"
-    server = ForkServer(tasks, Policy(mode="auto", definitions=[str(tasks)]))
+    policy = Policy(mode="auto", definitions=[str(tasks)], cgroups="--no-cgroups" not in sys.argv)
+    server = ForkServer(tasks, policy)
     server.start()
     path = str(tasks / "echo.py")
 

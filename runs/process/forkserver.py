@@ -284,7 +284,7 @@ def _set_up_sandbox(policy: Policy) -> None:
         )
         return
     policy.enabled = True
-    limits = cgroups.setup()  # a cgroup per run where the machine offers them
+    limits = cgroups.setup() if policy.cgroups else "rlimits (STUDIO_SANDBOX_CGROUPS=false)"
     network = guard_loopback(policy) if loopback is None else loopback[0]
     print(
         f"studio: runs are sandboxed (own PID + mount namespace, own user, limits: {limits})"
