@@ -107,3 +107,13 @@ def test_the_fork_servers_cgroups_go_with_it(start_test_worker, create):
     assert parents and all(os.path.isdir(p) for p in parents)
     worker.terminate(timeout=30)
     wait_for(lambda: not any(os.path.exists(p) for p in parents), 5, message="cleanup")
+
+
+def test_without_cgroups_the_rlimits_hold_as_before(start_test_worker, create):
+    worker = start_test_worker(STUDIO_SANDBOX="required", STUDIO_SANDBOX_CGROUPS="false")
+    assert "limits: rlimits (STUDIO_SANDBOX_CGROUPS=false)" in worker.log, worker.log
+    run = wait_status(create("cgroup-limits", input={"probe": "reserve"}), "completed", "failed")
+    assert run.status == "failed"  # RLIMIT_AS counts the reserved address space
+    assert run.error["code"] == "memory_limit", run.error
+    run = wait_status(create("cgroup-limits", input={"probe": "where"}), "completed", "failed")
+    assert not _directories(run.output["cgroup"]), run.output
