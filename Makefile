@@ -45,13 +45,19 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; }
 
-# Runs are sandboxed with the kernel's namespaces (no package needed); as root, Studio keeps runs
-# off the host's loopback with an iptables owner rule, so it needs iptables (README: "What a run
-# can reach").
+# Runs are sandboxed with the kernel's namespaces (no package needed). Runs are kept off the
+# host's loopback by an iptables owner rule when Studio runs as root, and by user-mode networking
+# (slirp4netns) when it does not (README: "What a run can reach"); both are installed as root.
 sandbox-deps:
-	@command -v iptables >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iptables >/dev/null; \
-	  else echo "note: iptables is missing (only used when Studio runs as root)" >&2; fi; }
+	@for tool in iptables slirp4netns; do \
+	  command -v $$tool >/dev/null 2>&1 && continue; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq $$tool >/dev/null; \
+	  else \
+	    echo "note: $$tool is missing: 'sudo apt-get install -y $$tool' (iptables: used as root;" \
+	      "slirp4netns: keeps runs off the host's loopback when Studio is not root)" >&2; \
+	  fi; \
+	done
 
 test: install-dev browser sandbox-deps
 	@echo "== Import contracts (lint-imports) =="

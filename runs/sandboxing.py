@@ -52,6 +52,7 @@ def policy() -> Policy:
         hide=sorted(hide),
         definitions=definitions,
         uid_base=settings.STUDIO_SANDBOX_UID_BASE,
+        cgroups=settings.STUDIO_SANDBOX_CGROUPS,
         limits={
             "memory_mb": settings.STUDIO_RUN_MEMORY_MB,
             "cpu_seconds": settings.STUDIO_RUN_CPU_SECONDS,

@@ -387,6 +387,8 @@ STUDIO_WORKERS = env_int("STUDIO_WORKERS", max(4, 2 * (os.cpu_count() or 1)), mi
 STUDIO_SANDBOX = env_choice("STUDIO_SANDBOX", "auto", ("AUTO", "REQUIRED", "OFF")).lower()
 # As root, run N gets uid/gid STUDIO_SANDBOX_UID_BASE + (its pid): no other process has them.
 STUDIO_SANDBOX_UID_BASE = env_int("STUDIO_SANDBOX_UID_BASE", 1_000_000_000, minimum=65536)
+# A cgroup per run (memory, processes) where the machine offers one; false: rlimits only.
+STUDIO_SANDBOX_CGROUPS = env_bool("STUDIO_SANDBOX_CGROUPS", True)
 # Default limits of every run; a task overrides them with @task(limits={...}).
 STUDIO_RUN_MEMORY_MB = env_int("STUDIO_RUN_MEMORY_MB", 1024, minimum=16)
 STUDIO_RUN_CPU_SECONDS = env_int("STUDIO_RUN_CPU_SECONDS", 3600, minimum=1)

@@ -30,7 +30,7 @@ from types import CodeType
 from typing import Any
 
 from ..definitions import TaskContext, filtered_env, load_task_file
-from . import sandbox
+from . import cgroups, sandbox
 from .runner import error_dict, execute
 
 EVENTS_FD = 3
@@ -80,7 +80,7 @@ class Child:
     status_fd: int | None = None  # readable once the task's exit code is known (sandboxed)
 
 
-def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception) -> Child:
+def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception, cgroup=None) -> Child:
     """Fork a child that runs the task of `request` ({"task_id", "path", "limits", "network",
     "input", ...}) in a sandbox as `policy` says; `code` is its task file compiled (or why it
     could not be). Return the parent's ends of its pipes. (The caller has blocked Django
@@ -108,7 +108,8 @@ def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception) -> 
     if pid == 0:  # pragma: no cover - runs in the child; covered by the engine tests
         status = 70
         try:  # whatever happens, this process never returns into the fork server's loop
-            status = _run_child(request, policy, limits, (out_w, err_w, ev_w, ctl_r, st_w), code)
+            fds = (out_w, err_w, ev_w, ctl_r, st_w)
+            status = _run_child(request, policy, limits, fds, code, cgroup)
         finally:
             os._exit(status)
     for fd in (out_w, err_w, ev_w, ctl_r, st_w):
@@ -124,7 +125,12 @@ def _result(ok: bool, output: Any, error: dict | None, duration_ms: int = 0) -> 
 
 
 def _run_child(  # pragma: no cover - runs in the child
-    request: dict, policy: sandbox.Policy, limits: dict, fds: tuple, code: CodeType | Exception
+    request: dict,
+    policy: sandbox.Policy,
+    limits: dict,
+    fds: tuple,
+    code: CodeType | Exception,
+    cgroup=None,
 ) -> int:
     exit_code = 70
     try:
@@ -132,8 +138,10 @@ def _run_child(  # pragma: no cover - runs in the child
         source = code  # compiled by the fork server: the run's user may not read the file
         if policy.enabled:
             try:
+                if cgroup is not None:
+                    cgroup.enter()  # runs/process/cgroups.py: before anything is forked
                 sandbox.enter(policy, limits, status_fd=STATUS_FD)
-            except sandbox.SandboxError as exc:
+            except (sandbox.SandboxError, cgroups.CgroupError) as exc:
                 _send_raw(
                     _result(
                         False,
@@ -226,7 +234,7 @@ def fits_warm(request: dict) -> bool:
     return not request.get("limits") and request.get("network", True) is not False
 
 
-def prepare_warm(policy: sandbox.Policy) -> Warm:
+def prepare_warm(policy: sandbox.Policy, cgroup=None) -> Warm:
     ours, theirs = socket.socketpair()
     task_ours, task_theirs = socket.socketpair()
     try:
@@ -238,7 +246,7 @@ def prepare_warm(policy: sandbox.Policy) -> Warm:
     if pid == 0:  # pragma: no cover - the prepared sandbox
         status = 70
         try:
-            status = _run_warm(policy, theirs.fileno(), task_theirs.fileno())
+            status = _run_warm(policy, theirs.fileno(), task_theirs.fileno(), cgroup)
         finally:
             os._exit(status)
     theirs.close()
@@ -294,8 +302,15 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:  # pragma: no cover
     return b"".join(chunks)
 
 
-def _run_warm(policy: sandbox.Policy, p1_fd: int, task_fd: int) -> int:  # pragma: no cover
+def _run_warm(  # pragma: no cover
+    policy: sandbox.Policy, p1_fd: int, task_fd: int, cgroup=None
+) -> int:
     """P1 of a prepared sandbox; returns (exits) in its task process once a run came."""
+    if cgroup is not None:
+        try:
+            cgroup.enter()  # runs/process/cgroups.py: before anything is forked
+        except cgroups.CgroupError:
+            return 70
     os.setsid()
     die_with_parent()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):

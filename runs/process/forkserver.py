@@ -9,6 +9,8 @@ runs/process/sandbox.py).
 
 At start the zygote tries the sandbox for real (sandbox.probe): STUDIO_SANDBOX=auto goes on
 without it after a loud warning, `required` exits with code 78 (the worker then refuses to start).
+Not root, it first moves itself into a network namespace of its own with user-mode networking
+(netns.py); sandboxed, it gives each run a cgroup where the machine offers one (cgroups.py).
 
 Protocol, one Unix stream connection per run:
   worker -> zygote   one JSON line: {"task_id", "path", "limits", "network", "input", "config",
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 
+from . import cgroups, netns
 from .sandbox import Policy, block_django, guard_loopback, probe
 from .sandbox import _plan as sandbox_plan
 
@@ -64,6 +67,7 @@ class RemoteChild:
     events_fd: int
     control_fd: int
     status: socket.socket  # readable once the child has exited: {"exit": code}
+    limit: str | None = None  # the limit the run's cgroup saw it hit ({"exit", "limit"})
 
     def read_exit_code(self) -> int | None:
         """The child's exit code (signal N -> 128+N), or None if the zygote died first."""
@@ -73,7 +77,9 @@ class RemoteChild:
             if not chunk:
                 return None
             data += chunk
-        return json.loads(data)["exit"]
+        reply = json.loads(data)
+        self.limit = reply.get("limit")
+        return reply["exit"]
 
     def close(self) -> None:
         for fd in (self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd):
@@ -229,12 +235,13 @@ def _compiled(path: str) -> CodeType | Exception:
     return code
 
 
-def _report(conn: socket.socket | None, code: int) -> None:
-    """Tell the worker how its run's process ended (once: later reports find no connection)."""
+def _report(conn: socket.socket | None, code: int, limit: str | None = None) -> None:
+    """Tell the worker how its run's process ended (once: later reports find no connection),
+    and which limit its cgroup saw it run into, if any."""
     if conn is None:
         return
     try:
-        conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+        conn.sendall(json.dumps({"exit": code, "limit": limit}).encode() + b"\n")
     except OSError:
         pass
     conn.close()
@@ -255,6 +262,11 @@ def _set_up_sandbox(policy: Policy) -> None:
     if policy.mode == "off":
         print("studio: STUDIO_SANDBOX=off: runs are NOT sandboxed", file=sys.stderr, flush=True)
         return
+    # Not root: the host's loopback is kept from runs by a network namespace of our own (netns).
+    loopback = None if policy.own_uids else netns.isolate_network()
+    if loopback is not None and loopback[0] is not None and policy.mode == "required":
+        print(f"studio: STUDIO_SANDBOX=required but {loopback[0]}", file=sys.stderr, flush=True)
+        os._exit(SANDBOX_REFUSED)
     reason = probe(policy)
     if reason is not None:
         if policy.mode == "required":
@@ -273,9 +285,11 @@ def _set_up_sandbox(policy: Policy) -> None:
         )
         return
     policy.enabled = True
-    network = guard_loopback(policy)
+    limits = cgroups.setup() if policy.cgroups else "rlimits (STUDIO_SANDBOX_CGROUPS=false)"
+    network = guard_loopback(policy) if loopback is None else loopback[0]
     print(
-        "studio: runs are sandboxed (own PID + mount namespace, own user, limits)"
+        f"studio: runs are sandboxed (own PID + mount namespace, own user, limits: {limits})"
+        + ("" if loopback is None or loopback[0] else f"; {loopback[1]}")
         + ("" if network is None else f"; WARNING: host loopback NOT blocked: {network}"),
         file=sys.stderr,
         flush=True,
@@ -300,13 +314,20 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         # with us, including what the tasks spawned.
         for pid in [*waiting, *([warm.pid] if warm is not None else [])]:
             _kill_group(pid)
+        cgroups.release_all()
         os._exit(0)
 
     def refill() -> None:
         nonlocal warm
         if policy.enabled and warm is None:
             try:
-                warm = prepare_warm(policy)
+                cg = cgroups.claim(policy.limits)
+                try:
+                    warm = prepare_warm(policy, cg)
+                except OSError:
+                    cgroups.release(cg=cg)
+                    raise
+                cgroups.track(warm.pid, cg)
             except OSError:  # no process to spare now: the next run takes the slow path
                 warm = None
 
@@ -318,7 +339,14 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                 return hand_to_warm(ready, request, code)
             except OSError:  # it died meanwhile: start this run the slow way
                 _kill_group(ready.pid)
-        return spawn(request, policy, code)
+        cg = cgroups.claim(policy.limits_for(request.get("limits")))
+        try:
+            child = spawn(request, policy, code, cg)
+        except BaseException:
+            cgroups.release(cg=cg)
+            raise
+        cgroups.track(child.pid, cg)
+        return child
 
     signal.signal(signal.SIGTERM, end)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the worker, which drains first
@@ -396,7 +424,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                 sel.unregister(key.fd)
                 os.close(key.fd)
                 if data.strip().isdigit():
-                    _report(waiting.pop(pid, None), int(data))
+                    _report(waiting.pop(pid, None), int(data), cgroups.verdict(pid, int(data)))
             else:
                 try:
                     while os.read(wake_r, 4096):
@@ -410,12 +438,17 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                         break
                     if pid == 0:
                         break
+                    if netns.lost(pid):  # slirp4netns (not root): it says so itself
+                        continue
                     if warm is not None and pid == warm.pid:  # died unused: prepare another
                         warm.close()
                         warm = None
+                        cgroups.release(pid)
                         refill()
                         continue
-                    _report(waiting.pop(pid, None), exit_code_of(status))
+                    code = exit_code_of(status)
+                    _report(waiting.pop(pid, None), code, cgroups.verdict(pid, code))
+                    cgroups.release(pid)  # the run is over: its cgroup goes
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from . import cgroups
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -102,6 +104,10 @@ class Policy:
     uid_base: int = 1_000_000_000
     limits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     enabled: bool = False  # set by the fork server once a probe succeeded
+    cgroups: bool = True  # a cgroup per run where the machine offers one (runs/process/cgroups.py)
+    # Real root (in the host's user namespace): runs get uids of their own. Decided where the
+    # policy is made, never later: a non-root fork server is uid 0 of a namespace (netns.py).
+    own_uids: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -251,7 +257,7 @@ def clone_namespaces(policy: Policy, *, network: bool = True) -> int:
     flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | signal.SIGCHLD
     if not network:
         flags |= CLONE_NEWNET
-    if os.geteuid() != 0:
+    if not policy.own_uids:  # a user namespace of its own maps the run to an unprivileged id
         flags |= CLONE_NEWUSER
     pid = _pylibc.syscall(SYS_CLONE, ctypes.c_ulong(flags), None, None, None, None)
     if pid < 0:
@@ -280,7 +286,7 @@ def enter(
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     # Before /proc is replaced it is still the host's, where "self" is our pid on the host.
     host_pid = int(os.readlink("/proc/self"))
-    root = os.geteuid() == 0
+    root = policy.own_uids
     if root:
         uid = policy.uid_base + host_pid
     else:
@@ -391,6 +397,8 @@ def apply_limits(limits: dict) -> None:
     def cap(which: int, soft: int, hard: int | None = None) -> None:
         resource.setrlimit(which, (soft, soft if hard is None else hard))
 
+    limits = cgroups.left_to_rlimits(limits)  # what the run's cgroup enforces needs no rlimit
+
     if limits.get("memory_mb"):
         cap(resource.RLIMIT_AS, int(limits["memory_mb"]) * 2**20)
     if limits.get("cpu_seconds"):
@@ -429,6 +437,8 @@ def limit_exceeded(exc: BaseException | None, limits: dict) -> dict | None:
 
 def _at_process_limit() -> bool:
     """EAGAIN from fork means RLIMIT_NPROC (or the system's own limit): tell them apart."""
+    if cgroups.processes_exceeded():
+        return True
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     try:
         count = sum(1 for name in os.listdir("/proc") if name.isdigit())
@@ -479,7 +489,7 @@ def guard_loopback(policy: Policy) -> str | None:
     import shutil
     import subprocess
 
-    if os.geteuid() != 0:
+    if not policy.own_uids:
         return "Studio does not run as root: owner-based filtering needs root"
     try:
         with open("/proc/sys/kernel/pid_max") as f:

@@ -557,8 +557,13 @@ class Supervisor:
                 "output_too_large",
             )
         limit = LIMIT_SIGNALS.get(exit_code - 128) if exit_code and exit_code > 128 else None
-        if limit is not None:  # the kernel's signal for a limit (RLIMIT_CPU, RLIMIT_FSIZE)
-            name = next(n for n, (code, _) in LIMIT_CODES.items() if code == limit)
+        counted = getattr(self.child, "limit", None)  # what the run's cgroup counted
+        if limit is not None or counted in LIMIT_CODES:  # the kernel's signal, or a cgroup's
+            name = (
+                counted
+                if counted in LIMIT_CODES
+                else next(n for n, (code, _) in LIMIT_CODES.items() if code == limit)
+            )
             limits = {**sandboxing.policy().limits, **(self.definition.limits or {})}
             hit = limit_error(name, limits)
             return lifecycle.error(hit["message"], hit["code"])
