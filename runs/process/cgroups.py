@@ -340,11 +340,28 @@ def verdict(pid: int, exit_code: int | None) -> str | None:
     return cg.verdict()
 
 
+MAX_LEAVING = 32  # cgroups waiting for removal before the fork server removes them anyway
+
+
 def release(pid: int | None = None, cg: RunCgroup | None = None) -> None:
-    """The run (its first process, reaped) is over: remove its cgroup, and any left busy."""
+    """The run (its first process, reaped) is over: its cgroup is to be removed. The removal
+    waits (`tidy`) for a moment the fork server has nothing else to do, since removing a cgroup
+    can block for a kernel grace period (measured: up to 11 ms under load), unless too many
+    are waiting."""
     cg = _runs.pop(pid, None) if pid is not None else cg
     if cg is not None:
         _leaving.append(cg)
+    if len(_leaving) > MAX_LEAVING:
+        tidy()
+
+
+def pending() -> bool:
+    """Whether cgroups are waiting for `tidy`."""
+    return bool(_leaving)
+
+
+def tidy() -> None:
+    """Remove the cgroups of runs that are over (those still busy stay for the next time)."""
     for leaving in list(_leaving):
         try:
             if leaving.remove():
@@ -360,10 +377,11 @@ def release_all(wait: float = 2.0) -> None:
 
     for pid in list(_runs):
         release(pid)
+    tidy()
     deadline = time.monotonic() + wait
     while _leaving and time.monotonic() < deadline:
         time.sleep(0.01)
-        release()
+        tidy()
     if active is not None:
         _remove_parents(active)
 

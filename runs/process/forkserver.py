@@ -54,6 +54,7 @@ from .sandbox import Policy, block_django, guard_loopback, probe
 from .sandbox import _plan as sandbox_plan
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+IDLE_SECONDS = 0.02  # this long without a request or an exit counts as idle (cgroups.tidy)
 HANDSHAKE_TIMEOUT = 30.0
 
 
@@ -377,7 +378,11 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(wake_r, selectors.EVENT_READ, "signal")
     while True:
-        for key, _ in sel.select():
+        ready = sel.select(IDLE_SECONDS if cgroups.pending() else None)
+        if not ready:  # nothing to do: a good moment to remove finished runs' cgroups
+            cgroups.tidy()
+            continue
+        for key, _ in ready:
             if key.data == "accept":
                 try:
                     conn, _ = listener.accept()

@@ -247,6 +247,9 @@ def _relay(pid: int) -> None:  # pragma: no cover - the process that cloned P1 (
     os._exit(128 - code if code < 0 else code)
 
 
+_outer_ids: list[int] = []  # (uid, gid) of the process that cloned P1, for P1's id maps
+
+
 def clone_namespaces(policy: Policy, *, network: bool = True) -> int:
     """fork(2) straight into new namespaces: P1's pid here, 0 in P1 (PID 1 of its namespace).
 
@@ -259,6 +262,8 @@ def clone_namespaces(policy: Policy, *, network: bool = True) -> int:
         flags |= CLONE_NEWNET
     if not policy.own_uids:  # a user namespace of its own maps the run to an unprivileged id
         flags |= CLONE_NEWUSER
+    # Read here: in P1, inside a user namespace not mapped yet, getuid() says 65534.
+    _outer_ids[:] = [os.getuid(), os.getgid()]
     pid = _pylibc.syscall(SYS_CLONE, ctypes.c_ulong(flags), None, None, None, None)
     if pid < 0:
         err = ctypes.get_errno()
@@ -291,8 +296,8 @@ def enter(
         uid = policy.uid_base + host_pid
     else:
         _write("/proc/self/setgroups", "deny")
-        _write("/proc/self/uid_map", f"{INNER_ID} {os.getuid()} 1")
-        _write("/proc/self/gid_map", f"{INNER_ID} {os.getgid()} 1")
+        _write("/proc/self/uid_map", f"{INNER_ID} {_outer_ids[0]} 1")
+        _write("/proc/self/gid_map", f"{INNER_ID} {_outer_ids[1]} 1")
         uid = INNER_ID
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     covers, binds = _plan(policy)
