@@ -51,6 +51,9 @@ class StudioConsumer(Consumer):
         NotifierThread(self._sweeper_stop).start()  # run notifications from the outbox
         start_scheduler()  # stops by itself when the drain begins
         OperationsThread(OPERATIONS_POLL_SECONDS, self._sweeper_stop).start()
+        # Huey sets its signal handlers only after its worker threads have started, so a SIGTERM
+        # in between killed a worker that was already running a run, without draining it.
+        self._set_signal_handlers()
         super().start()
 
     def stop(self, graceful=False):
