@@ -33,6 +33,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -257,6 +258,8 @@ def clone_namespaces(policy: Policy, *, network: bool = True) -> int:
     the module docstring). Raises SandboxError here when the kernel refuses."""
     if SYS_CLONE is None:
         raise SandboxError(errno.ENOSYS, f"clone: unknown architecture {os.uname().machine}")
+    if threading.active_count() != 1:  # another thread could hold a lock P1 would then need
+        raise SandboxError(errno.EINVAL, "clone_namespaces needs a single-threaded process")
     flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | signal.SIGCHLD
     if not network:
         flags |= CLONE_NEWNET
