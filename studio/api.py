@@ -127,6 +127,14 @@ api.add_router("/", schedules_router)
 api.add_router("/", workflows_router)
 api.add_router("/", operations_router)
 
+if settings.STUDIO_BENCH_ENDPOINT:
+    # The benchmark's floor (runs/bench/api.py): ninja's routing and rendering behind the same
+    # middleware, and nothing of Studio's. Mounted only in the benchmark's own server.
+    @api.get("/_bench/bare", auth=None, include_in_schema=False)
+    def bench_bare(request):
+        return {"ok": True}
+
+
 
 @api.exception_handler(ApiError)
 def _api_error(request, exc: ApiError):
