@@ -21,7 +21,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.parser import Parser
 from ninja.security import HttpBearer
 
-from runs.api import ApiError
+from runs.api import ApiError, tokens
 from runs.api import router as runs_router
 from runs.api.operations import router as operations_router
 from runs.api.schedules import router as schedules_router
@@ -66,7 +66,7 @@ class TokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
         if "\x00" in token:
             return None  # no token holds one, and PostgreSQL cannot even be asked
-        api_token = ApiToken.objects.authenticate(token.strip())
+        api_token = tokens.authenticate(token.strip())
         if api_token is None:
             return None
         api_token.touch()
@@ -133,7 +133,6 @@ if settings.STUDIO_BENCH_ENDPOINT:
     @api.get("/_bench/bare", auth=None, include_in_schema=False)
     def bench_bare(request):
         return {"ok": True}
-
 
 
 @api.exception_handler(ApiError)

@@ -116,6 +116,40 @@ def wrk(binary: str, url: str, seconds: float, script: Path | None = None) -> di
     }
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def web_cpu_seconds(server_pid: int) -> float:
+    """CPU time (user + system) used so far by the gunicorn processes under `server_pid`:
+    noise from other work on the machine barely moves it, unlike a request rate."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in _descendants(server_pid):
+        try:
+            if b"gunicorn" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def _post_script(folder: Path, token: str, body: dict) -> Path:
     script = folder / "create.lua"
     script.write_text(
@@ -171,7 +205,9 @@ def measure(*, seconds: float, stdout) -> None:
             60,
             "the first run did not complete",
         )
-        last = RunEvent.objects.filter(run_id=run_id).order_by("-id").values_list("id", flat=True)[0]
+        last = (
+            RunEvent.objects.filter(run_id=run_id).order_by("-id").values_list("id", flat=True)[0]
+        )
         get_script = _token_script(folder, token)
         urls = {
             "bare": (f"{base}/api/_bench/bare", None),
@@ -180,11 +216,14 @@ def measure(*, seconds: float, stdout) -> None:
         }
         for url, script in urls.values():  # each answers as it should, and warms the workers
             wrk(binary, url, 1, script)
-        figures = {name: wrk(binary, url, seconds, script) for name, (url, script) in urls.items()}
+        urls["create"] = (f"{base}/api/runs", _post_script(folder, token, create))
+        figures = {}
         before = Run.objects.count()
-        figures["create"] = wrk(
-            binary, f"{base}/api/runs", seconds, _post_script(folder, token, create)
-        )
+        for name, (url, script) in urls.items():
+            cpu = web_cpu_seconds(server.pid)
+            figures[name] = wrk(binary, url, seconds, script)
+            good = figures[name]["requests"] - figures[name]["bad"]
+            figures[name]["cpu_ms"] = (web_cpu_seconds(server.pid) - cpu) * 1000 / max(1, good)
         created = Run.objects.count() - before
         done_in_window = Run.objects.filter(status="completed").count()
         # Let the worker finish what was queued (bounded), so the report can say it kept up.
@@ -217,9 +256,7 @@ def measure(*, seconds: float, stdout) -> None:
 
 def report(w, f: dict, *, seconds, created, completed, drain, left, failed) -> None:
     db = (
-        "PostgreSQL"
-        if settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-        else "SQLite"
+        "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "SQLite"
     )
     queue = "Redis" if settings.REDIS_URL else "SqliteHuey"
     bare = f["bare"]["rps"]
@@ -227,14 +264,21 @@ def report(w, f: dict, *, seconds, created, completed, drain, left, failed) -> N
         f"\nREST API over HTTP (manage.py serve, {db} + {queue}, {os.cpu_count()} CPUs; wrk "
         f"-t{WRK_THREADS} -c{CONNECTIONS}, {seconds:g} s each)\n"
     )
-    w(f"{'request':<46}{'req/s':>9}{'p50':>9}{'x bare':>8}  target")
-    w("-" * 90)
-    w(f"{'GET /api/_bench/bare (ninja, no auth)':<46}{bare:>9.0f}{f['bare']['p50']:>9}{1:>8.2f}")
+    bare_cpu = f["bare"]["cpu_ms"]
+    w(f"{'request':<46}{'req/s':>7}{'x bare':>7}{'p50':>9}{'cpu ms':>8}{'x bare':>7}  target")
+    w("-" * 100)
+    w(
+        f"{'GET /api/_bench/bare (ninja, no auth)':<46}{bare:>7.0f}{1:>7.2f}{f['bare']['p50']:>9}"
+        f"{bare_cpu:>8.2f}{1:>7.2f}"
+    )
 
     def line(label, name, target_text, met):
-        x = f[name]["rps"]
+        x, cpu = f[name]["rps"], f[name]["cpu_ms"]
         verdict = "met" if met(x) else "NOT met"
-        w(f"{label:<46}{x:>9.0f}{f[name]['p50']:>9}{x / bare:>8.2f}  {target_text}: {verdict}")
+        w(
+            f"{label:<46}{x:>7.0f}{x / bare:>7.2f}{f[name]['p50']:>9}{cpu:>8.2f}"
+            f"{cpu / bare_cpu:>7.2f}  {target_text}: {verdict}"
+        )
 
     half = f">= {TARGET_READ_RATIO} x bare"
     line("GET /api/runs/{id}", "run", half, lambda x: x >= TARGET_READ_RATIO * bare)
@@ -250,7 +294,11 @@ def report(w, f: dict, *, seconds, created, completed, drain, left, failed) -> N
         f">= {TARGET_CREATES_PER_SECOND:.0f} /s",
         lambda x: x >= TARGET_CREATES_PER_SECOND,
     )
-    w("-" * 90)
+    w("-" * 100)
+    w(
+        "cpu ms: CPU time of the gunicorn web processes per answered request (the database's "
+        "and, for POST, the worker's are not in it); steadier than req/s on a busy machine."
+    )
     for name, figure in f.items():
         if figure["bad"] or figure["errors"]:
             w(f"{name}: {figure['bad']} answers not 2xx; {figure['errors']}")
