@@ -68,11 +68,12 @@ def run_project_and_news(run_id: str, after: int) -> tuple[uuid.UUID, bool] | No
     qn = connection.ops.quote_name
     runs, events = Run._meta.db_table, RunEvent._meta.db_table
     sql = (
-        f"SELECT {qn('project_id')}, EXISTS(SELECT 1 FROM {qn(events)} "
-        f"WHERE {qn('run_id')} = %s AND {qn('id')} > %s) FROM {qn(runs)} WHERE {qn('id')} = %s"
+        f"SELECT r.{qn('project_id')}, EXISTS(SELECT 1 FROM {qn(events)} e "
+        f"WHERE e.{qn('run_id')} = r.{qn('id')} AND e.{qn('id')} > %s) "
+        f"FROM {qn(runs)} r WHERE r.{qn('id')} = %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [run_id, after, run_id])
+        cursor.execute(sql, [after, run_id])
         row = cursor.fetchone()
     if row is None:
         return None
