@@ -217,7 +217,10 @@ def _from_run_error(exc: service.RunError, *, prefix: str = "") -> ApiError:
 
 @router.get("/runs/{run_id}", response={200: RunOut, **READ_ERRORS}, summary="Get a run")
 def get_run(request, run_id: str):
-    return wire_response(run_to_wire(_run(request, run_id)))
+    run = lookups.run_fields_by_id(run_id) if is_run_id(run_id) else None
+    if run is None or run.project_id != request.auth.project_id:
+        raise ApiError(404, f"no run {run_id!r}", code="not_found")
+    return wire_response(run_to_wire(run))
 
 
 @router.get(
