@@ -92,11 +92,29 @@ def _join(prefix: str, parts) -> str:
     return ".".join([prefix, *(str(p) for p in parts)])
 
 
+_validators: dict[int, tuple[dict, Draft202012Validator]] = {}
+_VALIDATORS_MAX = 256
+
+
+def _validator_for(schema: dict) -> Draft202012Validator:
+    """One validator per schema object, built once: a task's schema is the same dict from one
+    discovery to the next (until its file changes), and creates validate against it each time.
+    The entry holds the schema itself, so its id cannot be reused by another dict meanwhile."""
+    entry = _validators.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+    if len(_validators) >= _VALIDATORS_MAX:
+        _validators.clear()
+    _validators[id(schema)] = (schema, validator)
+    return validator
+
+
 def schema_errors(schema: dict | None, data: Any, prefix: str = "input") -> list[FieldError]:
     """Every way `data` breaks `schema`, sorted by field; [] when it is valid or there is no schema."""
     if not schema:
         return []
-    validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+    validator = _validator_for(schema)
     errors = []
     for err in validator.iter_errors(data):
         path = list(err.absolute_path)

@@ -318,6 +318,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 STUDIO_MAX_BODY_BYTES = env_int("STUDIO_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = STUDIO_MAX_BODY_BYTES
 
+# `manage.py bench --only api` switches on GET /api/_bench/bare, a fixed answer with no auth that
+# the request rates are measured beside. Nothing else sets it; off, the route does not exist.
+STUDIO_BENCH_ENDPOINT = env_bool("STUDIO_BENCH_ENDPOINT", False)
+
+# An API token that checked out is remembered this long in each web process (runs/api/tokens.py):
+# a token revoked elsewhere stops working within this many seconds (at once in the process that
+# revoked it). 0: read it from the database on every request.
+STUDIO_TOKEN_CACHE_SECONDS = env_number("STUDIO_TOKEN_CACHE_SECONDS", 2.0)
+
 # --- Task definitions -------------------------------------------------------------------------
 STUDIO_TASKS_DIR = Path(env_str("STUDIO_TASKS_DIR", str(BASE_DIR / "tasks"))).resolve()
 STUDIO_WORKFLOWS_DIR = Path(env_str("STUDIO_WORKFLOWS_DIR", str(BASE_DIR / "workflows"))).resolve()

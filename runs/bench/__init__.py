@@ -7,6 +7,8 @@ Sections:
   logs        one run printing 100,000 lines: time until they are all stored and the run is done
   dashboard   the dashboard's hot views, in-process, over 100,000 runs and a run of 100,000
               events: median and p95 server time and the number of SQL queries
+  api         the REST API over HTTP (`manage.py serve`, wrk): GET a run, a quiet events poll
+              and POST /api/runs beside a bare ninja endpoint of the same server
 
 None of them touches your data: each group (the engine's three sections, the dashboard) runs in a
 child process against its own scratch database (a temporary SQLite file, or a throw-away
@@ -17,4 +19,5 @@ from __future__ import annotations
 
 ENGINE_SECTIONS = ("latency", "throughput", "logs", "workflows", "scheduler")
 DASHBOARD_SECTIONS = ("dashboard",)
-SECTIONS = (*ENGINE_SECTIONS, *DASHBOARD_SECTIONS)
+API_SECTIONS = ("api",)
+SECTIONS = (*ENGINE_SECTIONS, *DASHBOARD_SECTIONS, *API_SECTIONS)

@@ -9,6 +9,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .ids import RUN_ID_RE, is_run_id, new_run_id  # noqa: F401 (new_run_id: migration 0001)
@@ -62,8 +63,12 @@ class Membership(models.Model):
 TOKEN_PREFIX = "stu_"
 
 
-def _hash_secret(token: str) -> str:
+def hash_secret(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# Sent with `token` (the ApiToken) when revoke() revoked it: the API forgets its cached check.
+token_revoked = Signal()
 
 
 class ApiTokenQuerySet(models.QuerySet):
@@ -76,7 +81,7 @@ class ApiTokenQuerySet(models.QuerySet):
             return None
         lookup = token[: len(TOKEN_PREFIX) + ApiToken.LOOKUP_CHARS]
         candidate = self.active().select_related("project").filter(prefix=lookup).first()
-        if candidate is None or not hmac.compare_digest(candidate.secret_hash, _hash_secret(token)):
+        if candidate is None or not hmac.compare_digest(candidate.secret_hash, hash_secret(token)):
             return None
         return candidate
 
@@ -117,7 +122,7 @@ class ApiToken(models.Model):
             project=project,
             name=name,
             prefix=secret[: len(TOKEN_PREFIX) + cls.LOOKUP_CHARS],
-            secret_hash=_hash_secret(secret),
+            secret_hash=hash_secret(secret),
             scope=cls.Scope.READ if read_only else cls.Scope.READ_WRITE,
             created_by=created_by,
         )
@@ -143,6 +148,7 @@ class ApiToken(models.Model):
             revoked_at=timezone.now()
         )
         self.refresh_from_db(fields=["revoked_at"])
+        token_revoked.send(sender=ApiToken, token=self)
 
 
 class RunStatus(models.TextChoices):

@@ -10,7 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from runs.bench import DASHBOARD_SECTIONS, ENGINE_SECTIONS, SECTIONS
+from runs.bench import API_SECTIONS, DASHBOARD_SECTIONS, ENGINE_SECTIONS, SECTIONS
 from runs.bench.scratch import scratch_env
 
 
@@ -59,8 +59,11 @@ class Command(BaseCommand):
         parser.add_argument("--repeat", type=int, default=30, help="requests per dashboard view")
         parser.add_argument(
             "--inner",
-            choices=["engine", "dashboard"],
+            choices=["engine", "dashboard", "api"],
             help="(internal) measure in this process, against the scratch database it was given",
+        )
+        parser.add_argument(
+            "--api-seconds", type=float, default=10, help="seconds of wrk per API request kind"
         )
         parser.add_argument(
             "--raw-consumer", action="store_true", help="(internal) run the raw consumer"
@@ -91,6 +94,10 @@ class Command(BaseCommand):
                 n_events=opts["dashboard_events"],
                 repeat=opts["repeat"],
             )
+        if opts["inner"] == "api":
+            from runs.bench import api as api_bench
+
+            return api_bench.measure(seconds=opts["api_seconds"], stdout=self.stdout)
         # Each group measures in its own child, against its own scratch database.
         if any(s in ENGINE_SECTIONS for s in sections):
             from runs.bench.engine import LINES_TASK, NOOP_TASK
@@ -101,6 +108,10 @@ class Command(BaseCommand):
         if any(s in DASHBOARD_SECTIONS for s in sections):
             self.stdout.write("\nDashboard views (server time, in-process):")
             self._child("dashboard", sections, opts, tasks=None)
+        if any(s in API_SECTIONS for s in sections):
+            from runs.bench.engine import NOOP_TASK
+
+            self._child("api", sections, opts, tasks={"noop.py": NOOP_TASK})
 
     def _child(self, group: str, sections, opts, tasks) -> None:
         cmd = [
@@ -120,6 +131,7 @@ class Command(BaseCommand):
             "dashboard_events",
             "repeat",
             "schedules",
+            "api_seconds",
         )
         for name in names:
             cmd += [f"--{name.replace('_', '-')}", str(opts[name])]
