@@ -53,6 +53,7 @@ def policy() -> Policy:
         definitions=definitions,
         uid_base=settings.STUDIO_SANDBOX_UID_BASE,
         cgroups=settings.STUDIO_SANDBOX_CGROUPS,
+        prepared=max(1, int(settings.STUDIO_WORKERS)),
         limits={
             "memory_mb": settings.STUDIO_RUN_MEMORY_MB,
             "cpu_seconds": settings.STUDIO_RUN_CPU_SECONDS,

@@ -22,9 +22,9 @@ Protocol, one Unix stream connection per run:
                      otherwise when the child is reaped); then EOF
 The zygote compiles task files (never runs them: cached by mtime and size) and blocks Django
 imports before it forks, so each child only executes its own file's code. Sandboxed, it keeps
-one sandbox set up ahead of time, its task process already forked and waiting (child.prepare_warm);
-a run with the default limits and network is handed to it (its pid is then the run's pid), and
-the next one is prepared after the reply.
+one sandbox per worker thread set up ahead of time, its task process already forked and waiting
+(child.prepare_warm); a run with the default limits and network is handed to one (its pid is then
+the run's pid), and the next one is prepared after the reply.
 The socket lives in a private (0700) directory. The zygote dies with its worker; on the way out
 it kills every run's process group, and each child also dies with the zygote (PDEATHSIG).
 """
@@ -308,19 +308,20 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     )
 
     waiting: dict[int, socket.socket] = {}
-    warm = None  # a sandbox set up ahead of the next run that fits it (child.prepare_warm)
+    # Sandboxes set up ahead of the runs that fit them (child.prepare_warm), one per worker
+    # thread: with several runs starting at once, each finds one.
+    prepared: dict[int, object] = {}
 
     def end(*_) -> None:
         # The worker is gone (PDEATHSIG) or we were told to stop: take every run's process group
         # with us, including what the tasks spawned.
-        for pid in [*waiting, *([warm.pid] if warm is not None else [])]:
+        for pid in [*waiting, *prepared]:
             _kill_group(pid)
         cgroups.release_all()
         os._exit(0)
 
     def refill() -> None:
-        nonlocal warm
-        if policy.enabled and warm is None:
+        while policy.enabled and len(prepared) < policy.prepared:
             try:
                 cg = cgroups.claim(policy.limits)
                 try:
@@ -330,12 +331,12 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     raise
                 cgroups.track(warm.pid, cg)
             except OSError:  # no process to spare now: the next run takes the slow path
-                warm = None
+                return
+            prepared[warm.pid] = warm
 
     def start(request: dict, code):
-        nonlocal warm
-        if warm is not None and fits_warm(request):
-            ready, warm = warm, None
+        if prepared and fits_warm(request):
+            ready = prepared.pop(next(iter(prepared)))  # the oldest: the most likely set up
             try:
                 return hand_to_warm(ready, request, code)
             except OSError:  # it died meanwhile: start this run the slow way
@@ -445,9 +446,8 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                         break
                     if netns.lost(pid):  # slirp4netns (not root): it says so itself
                         continue
-                    if warm is not None and pid == warm.pid:  # died unused: prepare another
-                        warm.close()
-                        warm = None
+                    if pid in prepared:  # died unused: prepare another
+                        prepared.pop(pid).close()
                         cgroups.release(pid)
                         refill()
                         continue

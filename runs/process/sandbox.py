@@ -106,6 +106,7 @@ class Policy:
     limits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     enabled: bool = False  # set by the fork server once a probe succeeded
     cgroups: bool = True  # a cgroup per run where the machine offers one (runs/process/cgroups.py)
+    prepared: int = 1  # sandboxes kept set up ahead of their runs (one per worker thread)
     # Real root (in the host's user namespace): runs get uids of their own. Decided where the
     # policy is made, never later: a non-root fork server is uid 0 of a namespace (netns.py).
     own_uids: bool = field(default_factory=lambda: os.geteuid() == 0)
