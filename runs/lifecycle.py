@@ -31,6 +31,7 @@ found again by the sweeper.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -235,20 +236,58 @@ def create(run: Run, *, task_id: str | None = None, enqueue_run: bool = True) ->
 
     Raises IntegrityError when a run with the same public_id won a race (the caller decides)."""
     run.status = RunStatus.PENDING
+    payload = {"target": run.target, "trigger_kind": run.trigger_kind, "created_by": run.created_by}
+    if connection.vendor == "postgresql":
+        # One statement inserts both rows: atomic by itself, so outside a transaction it needs
+        # no BEGIN and COMMIT (one round trip instead of four); inside one, a savepoint keeps a
+        # lost public_id race from breaking the caller's transaction.
+        if connection.in_atomic_block:
+            with transaction.atomic():
+                _insert_created(run, payload)
+        else:
+            _insert_created(run, payload)
+        metrics.events_written(1)  # what the saves' post_save receivers count otherwise
+
+        def after_commit() -> None:
+            if enqueue_run:
+                enqueue(run.pk, task_id=task_id)
+            metrics.run_created(run)
+
+        transaction.on_commit(after_commit)
+        return
     with transaction.atomic():
         run.save(force_insert=True)
         RunEvent.objects.create(
-            run=run,
-            event_type="run.created",
-            payload={
-                "target": run.target,
-                "trigger_kind": run.trigger_kind,
-                "created_by": run.created_by,
-            },
-            created_at=run.created_at,
+            run=run, event_type="run.created", payload=payload, created_at=run.created_at
         )
         if enqueue_run:
             transaction.on_commit(lambda: enqueue(run.pk, task_id=task_id))
+
+
+_CREATE_SQL: str | None = None
+
+
+def _insert_created(run: Run, payload: dict) -> None:
+    """PostgreSQL: INSERT the run and its `run.created` event in one statement."""
+    global _CREATE_SQL
+    fields = Run._meta.concrete_fields
+    if _CREATE_SQL is None:
+        quote = connection.ops.quote_name
+        pk = quote(Run._meta.pk.column)
+        _CREATE_SQL = (
+            f"WITH r AS (INSERT INTO {quote(Run._meta.db_table)} "
+            f"({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {pk}) "
+            f"INSERT INTO {quote(RunEvent._meta.db_table)} "
+            "(run_id, event_type, payload, created_at) "
+            f"SELECT {pk}, %s, %s::jsonb, %s FROM r"
+        )
+    params = [f.get_db_prep_save(f.pre_save(run, True), connection) for f in fields]
+    params += ["run.created", json.dumps(payload, default=str), run.created_at]
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_SQL, params)
+    run._state.adding = False  # as save() leaves it: stored
+    run._state.db = connection.alias
 
 
 def create_many(runs: list[Run], *, task_ids: list[str | None]) -> None:
