@@ -132,7 +132,63 @@ def create_run(
             metadata=metadata,
             start_mode=start_mode,
         )
-    definition = resolve_task(target)
+    run, definition = build_task_run(
+        project,
+        target=target,
+        input=input,
+        config=config,
+        name=name,
+        public_id=public_id,
+        parent_run=parent_run,
+        batch_id=batch_id,
+        timeout_seconds=timeout_seconds,
+        backoff_limit=backoff_limit,
+        trigger_kind=trigger_kind,
+        trigger_id=trigger_id,
+        schedule_id=schedule_id,
+        created_by=created_by,
+        metadata=metadata,
+        start_mode=start_mode,
+        runtime_target_kind=runtime_target_kind,
+    )
+    try:
+        lifecycle.create(run, task_id=definition.id)
+    except IntegrityError:
+        # Two creates with one public_id raced; the other one won.
+        existing = (
+            Run.objects.filter(project=project, public_id=public_id).first() if public_id else None
+        )
+        if existing is None:
+            raise
+        return CreateResult(existing, duplicate=True)
+    return CreateResult(run, duplicate=False, definition=definition)
+
+
+def build_task_run(
+    project: Project,
+    *,
+    target: str,
+    input: dict | None = None,
+    config: dict | None = None,
+    name: str | None = None,
+    public_id: str | None = None,
+    parent_run: Run | None = None,
+    batch_id: str | None = None,
+    timeout_seconds: int | None = None,
+    backoff_limit: int | None = None,
+    trigger_kind: str = Run.Trigger.MANUAL,
+    trigger_id: str | None = None,
+    schedule_id: str | None = None,
+    created_by: str | None = None,
+    metadata: dict | None = None,
+    start_mode: str | None = None,
+    runtime_target_kind: str | None = None,
+    definition: TaskDefinition | None = None,
+) -> tuple[Run, TaskDefinition]:
+    """Validate and build (not store) a task run: create_run's checks, for callers that store
+    several runs at once (a workflow's next steps). `definition`: the target's, already found."""
+    if definition is None or definition.target != target:
+        definition = resolve_task(target)
     input = {} if input is None else input
     config = {} if config is None else config
     problems: list[FieldError] = []
@@ -184,17 +240,7 @@ def create_run(
         created_at=now,
         enqueued_at=now,
     )
-    try:
-        lifecycle.create(run, task_id=definition.id)
-    except IntegrityError:
-        # Two creates with one public_id raced; the other one won.
-        existing = (
-            Run.objects.filter(project=project, public_id=public_id).first() if public_id else None
-        )
-        if existing is None:
-            raise
-        return CreateResult(existing, duplicate=True)
-    return CreateResult(run, duplicate=False, definition=definition)
+    return run, definition
 
 
 def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:

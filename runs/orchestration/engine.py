@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .. import lifecycle
+from .. import lifecycle, metrics
 from ..models import (
     ACTIVE_STATUSES,
     Run,
@@ -35,6 +35,7 @@ from ..models import (
 )
 from ..validation import schema_errors
 from ..workflows.graph import MissingReference, describe_ref, resolve, rule_met
+from .children import create_many
 from .queue import enqueue_advance
 
 log = logging.getLogger(__name__)
@@ -43,16 +44,9 @@ log = logging.getLogger(__name__)
 WAITING_REASONS = {"approval": 0, "wait_for_event": 1, "sleep": 2}
 REASON_NAMES = {"approval": "approval", "wait_for_event": "event", "sleep": "sleep"}
 CHILD_KINDS = ("task", "map", "workflow")
-CHILD_FIELDS = (
-    "id",
-    "project_id",
-    "kind",
-    "status",
-    "error",
-    "waiting_reason",
-    "cancel_requested_at",
-    "parent_run_id",
-)
+# What an advance reads of a child run: never its logs (up to a MiB each); its output only for a
+# task or workflow step (a map reads its items' outputs once, when it completes).
+CHILD_FIELDS = ("id", "status", "error", "waiting_reason", "cancel_requested_at")
 FAULT_ENV = "STUDIO_TEST_CRASH_IN_ADVANCE"  # tests: die after starting this step, before commit
 
 
@@ -69,6 +63,25 @@ def advance(run_id: str) -> None:
         Advance(run).go()
 
 
+class Child:
+    """A child run as an advance sees it (a tuple's worth of columns, not a model instance: a
+    1,000-item map reads its children on every advance)."""
+
+    __slots__ = ("pk", "status", "error", "waiting_reason", "cancel_requested_at", "output")
+
+    def __init__(self, pk, status, error, waiting_reason, cancel_requested_at, output=None):
+        self.pk = pk
+        self.status = status
+        self.error = error
+        self.waiting_reason = waiting_reason
+        self.cancel_requested_at = cancel_requested_at
+        self.output = output
+
+    @property
+    def cancelling(self) -> bool:
+        return self.cancel_requested_at is not None and self.status in ACTIVE_STATUSES
+
+
 class Advance:
     def __init__(self, run: Run):
         self.run = run
@@ -76,8 +89,13 @@ class Advance:
         self.graph = run.workflow_graph.graph
         self.specs = {s["id"]: s for s in self.graph["steps"]}
         self.steps: dict[str, WorkflowStep] = {s.step_id: s for s in run.steps.order_by("position")}
-        self.dirty: set[str] = set()
-        self._children: dict[str, Run] | None = None
+        # Written once, at the end of the pass (_save): step rows by changed field, the run's
+        # events, and the task runs this pass starts.
+        self.dirty: dict[str, set[str]] = {}
+        self.events: list[RunEvent] = []
+        self.created: dict[str, tuple[Run, str]] = {}
+        self._definitions: dict[str, Any] = {}
+        self._children: dict[str, Any] | None = None
 
     # --- the pass ---------------------------------------------------------------------------
 
@@ -134,23 +152,35 @@ class Advance:
         return older.count() >= limit - busy
 
     def _save(self) -> None:
-        for step_id in self.dirty:
-            self.steps[step_id].save()
+        if self.created:
+            runs, task_ids = zip(*self.created.values(), strict=True)
+            create_many(runs, task_ids=task_ids)
+            self.created.clear()
+        if self.events:
+            RunEvent.objects.bulk_create(self.events)
+            metrics.events_written(len(self.events))
+            self.events.clear()
+        for step_id, fields in self.dirty.items():
+            # Only the changed columns (a map's items and child ids are long); one UPDATE per
+            # step costs less than bulk_update's CASE per column.
+            self.steps[step_id].save(update_fields=[*fields, "updated_at"])
         self.dirty.clear()
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _event(self, event_type: str, step: WorkflowStep, **payload: Any) -> None:
-        RunEvent.objects.create(
-            run_id=self.run.pk,
-            event_type=event_type,
-            payload={"step_id": step.step_id, **payload},
+        self.events.append(
+            RunEvent(
+                run_id=self.run.pk,
+                event_type=event_type,
+                payload={"step_id": step.step_id, **payload},
+            )
         )
 
     def _set(self, step: WorkflowStep, **fields: Any) -> None:
         for k, v in fields.items():
             setattr(step, k, v)
-        self.dirty.add(step.step_id)
+        self.dirty.setdefault(step.step_id, set()).update(fields)
 
     def _end(self, step: WorkflowStep, status: str, *, output=None, error=None, **extra) -> None:
         self._set(
@@ -179,13 +209,23 @@ class Advance:
     def _fail_step(self, step: WorkflowStep, message: str, code: str, detail=None) -> None:
         self._end(step, StepStatus.FAILED, error=lifecycle.error(message, code, detail))
 
-    def _children_of(self) -> dict[str, Run]:
+    def _children_of(self) -> dict[str, Any]:
+        """The children of the steps still going (those of ended steps are never looked at)."""
         if self._children is None:
-            ids = [i for s in self.steps.values() for i in s.child_run_ids]
-            # Never the logs (up to a MiB each) nor outputs: a 1,000-item map reads its children's
-            # statuses on every advance; outputs are read once, when a step completes.
-            rows = Run.objects.filter(pk__in=ids).only(*CHILD_FIELDS) if ids else []
-            self._children = {r.pk: r for r in rows}
+            going = [s for s in self.steps.values() if not s.ended and s.kind in CHILD_KINDS]
+            with_output = [i for s in going if s.kind != "map" for i in s.child_run_ids]
+            items = [i for s in going if s.kind == "map" for i in s.child_run_ids]
+            children: dict[str, Any] = {}
+            runs = Run.objects.order_by()
+            if with_output:
+                for row in runs.filter(pk__in=with_output).values_list(*CHILD_FIELDS, "output"):
+                    children[row[0]] = Child(*row)
+            if items:
+                for row in runs.filter(pk__in=items).values_list(*CHILD_FIELDS):
+                    children[row[0]] = Child(*row)
+            # Started by this pass, not stored yet (_save stores them).
+            children.update((pk, run) for pk, (run, _) in self.created.items())
+            self._children = children
         return self._children
 
     def _outputs(self) -> dict:
@@ -288,24 +328,32 @@ class Advance:
     def _create_child(
         self, step: WorkflowStep, spec: dict, input, config, item_index=None
     ) -> Run | None:
-        from ..service import RunError, create_run
+        from ..service import RunError, build_task_run, create_run
 
         metadata = {"step_id": step.step_id}
         if item_index is not None:
             metadata["item_index"] = item_index
+        options = dict(
+            target=spec["target"],
+            input=input,
+            config=config,
+            parent_run=self.run,
+            timeout_seconds=spec.get("timeout_seconds"),
+            backoff_limit=spec.get("retries"),
+            trigger_kind=self.run.trigger_kind,
+            created_by=self.run.created_by,
+            metadata=metadata,
+        )
         try:
-            child = create_run(
-                self.run.project,
-                target=spec["target"],
-                input=input,
-                config=config,
-                parent_run=self.run,
-                timeout_seconds=spec.get("timeout_seconds"),
-                backoff_limit=spec.get("retries"),
-                trigger_kind=self.run.trigger_kind,
-                created_by=self.run.created_by,
-                metadata=metadata,
-            ).run
+            if spec["kind"] == "workflow":
+                child = create_run(self.run.project, **options).run
+            else:
+                # Validated now, stored with the pass's other writes (_save), in one go.
+                child, definition = build_task_run(
+                    self.run.project, **options, definition=self._definitions.get(spec["target"])
+                )
+                self._definitions[spec["target"]] = definition
+                self.created[child.pk] = (child, definition.id)
         except RunError as exc:
             where = f" (item {item_index})" if item_index is not None else ""
             self._fail_step(step, f"step {step.step_id!r}{where}: {exc.message}", exc.code)
@@ -583,7 +631,8 @@ class Advance:
                         and child.status in ACTIVE_STATUSES
                         and not child.cancelling
                     ):
-                        cancel_run(child, reason=f"its workflow stopped: {reason}")
+                        child = Run.objects.get(pk=child_id)
+                        _, child = cancel_run(child, reason=f"its workflow stopped: {reason}")
                         child.refresh_from_db()
                         children[child_id] = child
             else:
