@@ -19,8 +19,9 @@ def advance_parent(run: Run) -> None:
     if run.parent_run_id:
         if (run.metadata or {}).get("item_index") is not None:
             # A map item: its siblings end around the same time, and threads advancing one
-            # workflow run would only queue on its lock. One message each; advances serialise.
-            enqueue_advance(run.parent_run_id)
+            # workflow run would only queue on its lock. A message, unless one is queued and
+            # not started yet: that advance will see this item too (runs.orchestration.queue).
+            enqueue_advance(run.parent_run_id, coalesce=True)
         else:
             _advance_now(run.parent_run_id)
     if run.kind == Run.Kind.WORKFLOW:
