@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -96,6 +97,7 @@ class Advance:
         self.created: dict[str, tuple[Run, str]] = {}
         self._definitions: dict[str, Any] = {}
         self._children: dict[str, Any] | None = None
+        self._with_items = False
 
     # --- the pass ---------------------------------------------------------------------------
 
@@ -209,23 +211,24 @@ class Advance:
     def _fail_step(self, step: WorkflowStep, message: str, code: str, detail=None) -> None:
         self._end(step, StepStatus.FAILED, error=lifecycle.error(message, code, detail))
 
-    def _children_of(self) -> dict[str, Any]:
-        """The children of the steps still going (those of ended steps are never looked at)."""
-        if self._children is None:
+    def _children_of(self, *, items: bool = False) -> dict[str, Any]:
+        """The children of the task and workflow steps still going (those of ended steps are
+        never looked at); with `items`, those of maps too (a map polls by counts: _poll_map)."""
+        if self._children is None or (items and not self._with_items):
             going = [s for s in self.steps.values() if not s.ended and s.kind in CHILD_KINDS]
-            with_output = [i for s in going if s.kind != "map" for i in s.child_run_ids]
-            items = [i for s in going if s.kind == "map" for i in s.child_run_ids]
+            wanted = [i for s in going if s.kind != "map" for i in s.child_run_ids]
+            mapped = [i for s in going if s.kind == "map" for i in s.child_run_ids] if items else []
             children: dict[str, Any] = {}
             runs = Run.objects.order_by()
-            if with_output:
-                for row in runs.filter(pk__in=with_output).values_list(*CHILD_FIELDS, "output"):
+            if wanted:
+                for row in runs.filter(pk__in=wanted).values_list(*CHILD_FIELDS, "output"):
                     children[row[0]] = Child(*row)
-            if items:
-                for row in runs.filter(pk__in=items).values_list(*CHILD_FIELDS):
+            if mapped:
+                for row in runs.filter(pk__in=mapped).values_list(*CHILD_FIELDS):
                     children[row[0]] = Child(*row)
             # Started by this pass, not stored yet (_save stores them).
             children.update((pk, run) for pk, (run, _) in self.created.items())
-            self._children = children
+            self._children, self._with_items = children, items
         return self._children
 
     def _outputs(self) -> dict:
@@ -404,13 +407,9 @@ class Advance:
         if not items:
             self._end(step, StepStatus.COMPLETED, output=[])
             return
-        self._launch_items(step, spec)
+        self._launch_items(step, spec, active=0)
 
-    def _launch_items(self, step: WorkflowStep, spec: dict) -> None:
-        children = self._children_of()
-        active = sum(
-            1 for i in step.child_run_ids if i in children and children[i].status in ACTIVE_STATUSES
-        )
+    def _launch_items(self, step: WorkflowStep, spec: dict, *, active: int) -> None:
         limit = spec.get("concurrency") or len(step.items)
         while len(step.child_run_ids) < len(step.items) and active < limit:
             index = len(step.child_run_ids)
@@ -501,46 +500,65 @@ class Advance:
     _poll_workflow = _poll_task
 
     def _poll_map(self, step: WorkflowStep, spec: dict, stopping: bool) -> bool:
-        children = self._children_of()
-        mine = [children.get(i) for i in step.child_run_ids]
-        failed = [
-            (i, c) for i, c in enumerate(mine) if c is not None and c.status == RunStatus.FAILED
-        ]
-        retrying = any(
-            c is not None and c.status == RunStatus.WAITING and c.waiting_reason == "retry"
-            for c in mine
+        """Counts by status while items are going (a map polls on every advance); each item's
+        own row only once all have ended."""
+        ids = step.child_run_ids
+        counts: dict[tuple[str, str | None], int] = {}
+        stored = [i for i in ids if i not in self.created]  # this pass's are not stored yet
+        if stored:
+            # By parent and step rather than by id: 1,000 ids are a query's worth of parameters.
+            counts = self._count(
+                Run.objects.filter(parent_run_id=self.run.pk, metadata__step_id=step.step_id)
+            )
+            if sum(counts.values()) != len(stored):  # not only this step's items (never seen)
+                counts = self._count(Run.objects.filter(pk__in=stored))
+        present = sum(counts.values()) + len(ids) - len(stored)
+        active = len(ids) - len(stored) + sum(
+            n for (status, _), n in counts.items() if status in ACTIVE_STATUSES
         )
+        failed = any(status == RunStatus.FAILED for status, _ in counts)
+        retrying = counts.get((RunStatus.WAITING, "retry"), 0) > 0
         if retrying != step.retrying:
             self._set(step, retrying=retrying)
             if retrying:
                 self._event("step.retrying", step)
-        if not failed and not stopping and len(mine) < len(step.items):
-            before = len(step.child_run_ids)
-            self._launch_items(step, spec)
+        if not failed and not stopping and len(ids) < len(step.items):
+            before = len(ids)
+            self._launch_items(step, spec, active=active)
             if step.ended:
                 return True
-            mine = [children.get(i) for i in step.child_run_ids]
             if len(step.child_run_ids) != before:
                 return False  # new children are running
-        if any(c is None or c.status in ACTIVE_STATUSES for c in mine):
+        if present < len(ids) or active:
             return False
         if failed:
-            index, child = failed[0]
-            message = (child.error or {}).get("message", "failed")
+            errors = dict(
+                Run.objects.order_by()
+                .filter(pk__in=ids, status=RunStatus.FAILED)
+                .values_list("pk", "error")
+            )
+            index, child_id = next((n, i) for n, i in enumerate(ids) if i in errors)
+            error = errors[child_id] or {}
             self._fail_step(
                 step,
-                f"step {step.step_id!r}: item {index} failed: {message}",
-                (child.error or {}).get("code") or "task_error",
-                {"item_index": index, "child_run_id": child.pk},
+                f"step {step.step_id!r}: item {index} failed: {error.get('message', 'failed')}",
+                error.get("code") or "task_error",
+                {"item_index": index, "child_run_id": child_id},
             )
-        elif len(mine) < len(step.items) or any(c.status == RunStatus.CANCELLED for c in mine):
+        elif len(ids) < len(step.items) or any(
+            status == RunStatus.CANCELLED for status, _ in counts
+        ):
             self._end(step, StepStatus.CANCELLED)
         else:
-            outputs = dict(
-                Run.objects.filter(pk__in=step.child_run_ids).values_list("pk", "output")
-            )
-            self._end(step, StepStatus.COMPLETED, output=[outputs[c.pk] for c in mine])
+            outputs = dict(Run.objects.order_by().filter(pk__in=ids).values_list("pk", "output"))
+            self._end(step, StepStatus.COMPLETED, output=[outputs[i] for i in ids])
         return True
+
+    @staticmethod
+    def _count(runs) -> dict[tuple[str, str | None], int]:
+        """{(status, waiting_reason): how many}"""
+        rows = runs.order_by().values_list("status", "waiting_reason").annotate(n=Count("id"))
+        return {(status, reason): n for status, reason, n in rows}
 
     def _poll_sleep(self, step: WorkflowStep, spec: dict, stopping: bool) -> bool:
         if step.resume_at and self.now >= step.resume_at:
@@ -616,7 +634,7 @@ class Advance:
         """Cancel active children (and theirs), expire open approvals, end idle steps."""
         from ..service import cancel_run
 
-        children = self._children_of()
+        children = self._children_of(items=True)
         for step in self.steps.values():
             if step.ended:
                 continue
