@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ from ..models import (
     RunStatus,
     StepStatus,
     WorkflowApproval,
+    WorkflowGraph,
     WorkflowSignal,
     WorkflowStep,
 )
@@ -55,13 +57,34 @@ def advance(run_id: str) -> None:
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))  # the run's row only, not its project's
-            .select_related("project", "workflow_graph")
+            .select_related("project")
             .filter(pk=run_id, kind=Run.Kind.WORKFLOW)
             .first()
         )
         if run is None:
             return
-        Advance(run).go()
+        Advance(run, _graph_of(run)).go()
+
+
+# A run's graph never changes once stored (WorkflowGraph), so each process reads it once per run
+# rather than on every advance. Bounded: the oldest entries go first.
+_GRAPHS: dict[str, tuple[dict, dict[str, dict]]] = {}
+_GRAPHS_MAX = 512
+_graphs_lock = threading.Lock()
+
+
+def _graph_of(run: Run) -> tuple[dict, dict[str, dict]]:
+    """(graph, steps by id) of `run`; shared by the advances of this process: read only."""
+    cached = _GRAPHS.get(run.pk)
+    if cached is not None:
+        return cached
+    graph = WorkflowGraph.objects.filter(run_id=run.pk).values_list("graph", flat=True).get()
+    cached = (graph, {s["id"]: s for s in graph["steps"]})
+    with _graphs_lock:
+        while len(_GRAPHS) >= _GRAPHS_MAX:
+            del _GRAPHS[next(iter(_GRAPHS))]
+        _GRAPHS[run.pk] = cached
+    return cached
 
 
 class Child:
@@ -84,11 +107,10 @@ class Child:
 
 
 class Advance:
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, graph: tuple[dict, dict[str, dict]] | None = None):
         self.run = run
         self.now = timezone.now()
-        self.graph = run.workflow_graph.graph
-        self.specs = {s["id"]: s for s in self.graph["steps"]}
+        self.graph, self.specs = graph or _graph_of(run)
         self.steps: dict[str, WorkflowStep] = {s.step_id: s for s in run.steps.order_by("position")}
         # Written once, at the end of the pass (_save): step rows by changed field, the run's
         # events, and the task runs this pass starts.
