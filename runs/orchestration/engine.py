@@ -24,11 +24,11 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .. import lifecycle, metrics
+from .. import lifecycle
+from ..events import insert_events
 from ..models import (
     ACTIVE_STATUSES,
     Run,
-    RunEvent,
     RunStatus,
     StepStatus,
     WorkflowApproval,
@@ -115,7 +115,7 @@ class Advance:
         # Written once, at the end of the pass (_save): step rows by changed field, the run's
         # events, and the task runs this pass starts.
         self.dirty: dict[str, set[str]] = {}
-        self.events: list[RunEvent] = []
+        self.events: list[tuple[str, dict, datetime]] = []
         self.created: dict[str, tuple[Run, str]] = {}
         self._definitions: dict[str, Any] = {}
         self._children: dict[str, Any] | None = None
@@ -181,25 +181,21 @@ class Advance:
             create_many(runs, task_ids=task_ids)
             self.created.clear()
         if self.events:
-            RunEvent.objects.bulk_create(self.events)
-            metrics.events_written(len(self.events))
+            insert_events(self.run.pk, self.events)  # one round trip, in order
             self.events.clear()
         for step_id, fields in self.dirty.items():
             # Only the changed columns (a map's items and child ids are long); one UPDATE per
-            # step costs less than bulk_update's CASE per column.
-            self.steps[step_id].save(update_fields=[*fields, "updated_at"])
+            # step costs less than bulk_update's CASE per column. Steps are written only here,
+            # under the run's lock, so a plain UPDATE by primary key is all it takes.
+            step = self.steps[step_id]
+            values = {f: getattr(step, f) for f in fields}
+            WorkflowStep.objects.filter(pk=step.pk).update(**values, updated_at=self.now)
         self.dirty.clear()
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _event(self, event_type: str, step: WorkflowStep, **payload: Any) -> None:
-        self.events.append(
-            RunEvent(
-                run_id=self.run.pk,
-                event_type=event_type,
-                payload={"step_id": step.step_id, **payload},
-            )
-        )
+        self.events.append((event_type, {"step_id": step.step_id, **payload}, timezone.now()))
 
     def _set(self, step: WorkflowStep, **fields: Any) -> None:
         for k, v in fields.items():
@@ -535,8 +531,10 @@ class Advance:
             if sum(counts.values()) != len(stored):  # not only this step's items (never seen)
                 counts = self._count(Run.objects.filter(pk__in=stored))
         present = sum(counts.values()) + len(ids) - len(stored)
-        active = len(ids) - len(stored) + sum(
-            n for (status, _), n in counts.items() if status in ACTIVE_STATUSES
+        active = (
+            len(ids)
+            - len(stored)
+            + sum(n for (status, _), n in counts.items() if status in ACTIVE_STATUSES)
         )
         failed = any(status == RunStatus.FAILED for status, _ in counts)
         retrying = counts.get((RunStatus.WAITING, "retry"), 0) > 0
