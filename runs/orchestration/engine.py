@@ -53,7 +53,9 @@ CHILD_FIELDS = ("id", "status", "error", "waiting_reason", "cancel_requested_at"
 FAULT_ENV = "STUDIO_TEST_CRASH_IN_ADVANCE"  # tests: die after starting this step, before commit
 
 
-def advance(run_id: str) -> None:
+def advance(run_id: str, *, ended_child: Run | None = None) -> None:
+    """`ended_child`: a child of `run_id` as its terminal transition left it (the hook that
+    calls this has it in hand): its row need not be read again. A terminal run never changes."""
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))  # the run's row only, not its project's
@@ -63,7 +65,17 @@ def advance(run_id: str) -> None:
         )
         if run is None:
             return
-        Advance(run, _graph_of(run)).go()
+        advance_ = Advance(run, _graph_of(run))
+        if ended_child is not None and ended_child.is_terminal:
+            advance_.known[ended_child.pk] = Child(
+                ended_child.pk,
+                ended_child.status,
+                ended_child.error,
+                ended_child.waiting_reason,
+                ended_child.cancel_requested_at,
+                ended_child.output,
+            )
+        advance_.go()
 
 
 # A run's graph never changes once stored (WorkflowGraph), so each process reads it once per run
@@ -119,6 +131,7 @@ class Advance:
         self.created: dict[str, tuple[Run, str]] = {}
         self._definitions: dict[str, Any] = {}
         self._children: dict[str, Any] | None = None
+        self.known: dict[str, Child] = {}  # ended children whose rows need no reading
         self._with_items = False
 
     # --- the pass ---------------------------------------------------------------------------
@@ -234,9 +247,11 @@ class Advance:
         never looked at); with `items`, those of maps too (a map polls by counts: _poll_map)."""
         if self._children is None or (items and not self._with_items):
             going = [s for s in self.steps.values() if not s.ended and s.kind in CHILD_KINDS]
-            wanted = [i for s in going if s.kind != "map" for i in s.child_run_ids]
+            wanted = [
+                i for s in going if s.kind != "map" for i in s.child_run_ids if i not in self.known
+            ]
             mapped = [i for s in going if s.kind == "map" for i in s.child_run_ids] if items else []
-            children: dict[str, Any] = {}
+            children: dict[str, Any] = dict(self.known)
             runs = Run.objects.order_by()
             if wanted:
                 for row in runs.filter(pk__in=wanted).values_list(*CHILD_FIELDS, "output"):
