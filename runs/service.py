@@ -132,7 +132,7 @@ def create_run(
             metadata=metadata,
             start_mode=start_mode,
         )
-    run, definition = build_run(
+    run, definition = build_task_run(
         project,
         target=target,
         input=input,
@@ -164,7 +164,7 @@ def create_run(
     return CreateResult(run, duplicate=False, definition=definition)
 
 
-def build_run(
+def build_task_run(
     project: Project,
     *,
     target: str,
@@ -183,13 +183,16 @@ def build_run(
     metadata: dict | None = None,
     start_mode: str | None = None,
     runtime_target_kind: str | None = None,
+    definition: TaskDefinition | None = None,
 ) -> tuple[Run, TaskDefinition]:
     """Validate a task run and build it, with its defaults filled in, without saving it.
 
-    The one place that knows a task run's defaults: create_run saves what this builds, and the
-    scheduler's burst path saves many at once (lifecycle.create_many). Tasks only: a workflow
-    target goes through create_run. RunError when the target or a field is not acceptable."""
-    definition = resolve_task(target)
+    The one place that knows a task run's defaults: create_run saves what this builds; the
+    scheduler's burst path and a workflow's next steps save many at once (lifecycle.create_many).
+    Tasks only: a workflow target goes through create_run. `definition`: the target's, if the
+    caller found it already. RunError when the target or a field is not acceptable."""
+    if definition is None or definition.target != target:
+        definition = resolve_task(target)
     input = {} if input is None else input
     config = {} if config is None else config
     problems: list[FieldError] = []
@@ -245,8 +248,8 @@ def build_run(
 
 
 def save_built_runs(runs: list[Run], *, task_ids: list[str | None]) -> None:
-    """Store runs that build_run made, with their events, in a few statements; each is enqueued
-    once the caller's transaction commits (lifecycle.create_many)."""
+    """Store runs that build_task_run made, with their events, in a few statements; each is
+    enqueued once the caller's transaction commits (lifecycle.create_many)."""
     lifecycle.create_many(runs, task_ids=task_ids)
 
 

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .. import lifecycle
+from .. import lifecycle, metrics
 from ..models import (
     ACTIVE_STATUSES,
     Run,
@@ -30,6 +32,7 @@ from ..models import (
     RunStatus,
     StepStatus,
     WorkflowApproval,
+    WorkflowGraph,
     WorkflowSignal,
     WorkflowStep,
 )
@@ -43,41 +46,92 @@ log = logging.getLogger(__name__)
 WAITING_REASONS = {"approval": 0, "wait_for_event": 1, "sleep": 2}
 REASON_NAMES = {"approval": "approval", "wait_for_event": "event", "sleep": "sleep"}
 CHILD_KINDS = ("task", "map", "workflow")
-CHILD_FIELDS = (
-    "id",
-    "project_id",
-    "kind",
-    "status",
-    "error",
-    "waiting_reason",
-    "cancel_requested_at",
-    "parent_run_id",
-)
+# What an advance reads of a child run: never its logs (up to a MiB each); its output only for a
+# task or workflow step (a map reads its items' outputs once, when it completes).
+CHILD_FIELDS = ("id", "status", "error", "waiting_reason", "cancel_requested_at")
 FAULT_ENV = "STUDIO_TEST_CRASH_IN_ADVANCE"  # tests: die after starting this step, before commit
 
 
-def advance(run_id: str) -> None:
+def advance(run_id: str, *, ended_child: Run | None = None) -> None:
+    """`ended_child`: a child of `run_id` as its terminal transition left it (the hook that
+    calls this has it in hand): its row need not be read again. A terminal run never changes."""
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))  # the run's row only, not its project's
-            .select_related("project", "workflow_graph")
+            .select_related("project")
             .filter(pk=run_id, kind=Run.Kind.WORKFLOW)
             .first()
         )
         if run is None:
             return
-        Advance(run).go()
+        advance_ = Advance(run, _graph_of(run))
+        if ended_child is not None and ended_child.is_terminal:
+            advance_.known[ended_child.pk] = Child(
+                ended_child.pk,
+                ended_child.status,
+                ended_child.error,
+                ended_child.waiting_reason,
+                ended_child.cancel_requested_at,
+                ended_child.output,
+            )
+        advance_.go()
+
+
+# A run's graph never changes once stored (WorkflowGraph), so each process reads it once per run
+# rather than on every advance. Bounded: the oldest entries go first.
+_GRAPHS: dict[str, tuple[dict, dict[str, dict]]] = {}
+_GRAPHS_MAX = 512
+_graphs_lock = threading.Lock()
+
+
+def _graph_of(run: Run) -> tuple[dict, dict[str, dict]]:
+    """(graph, steps by id) of `run`; shared by the advances of this process: read only."""
+    cached = _GRAPHS.get(run.pk)
+    if cached is not None:
+        return cached
+    graph = WorkflowGraph.objects.filter(run_id=run.pk).values_list("graph", flat=True).get()
+    cached = (graph, {s["id"]: s for s in graph["steps"]})
+    with _graphs_lock:
+        while len(_GRAPHS) >= _GRAPHS_MAX:
+            del _GRAPHS[next(iter(_GRAPHS))]
+        _GRAPHS[run.pk] = cached
+    return cached
+
+
+class Child:
+    """A child run as an advance sees it (a tuple's worth of columns, not a model instance: a
+    1,000-item map reads its children on every advance)."""
+
+    __slots__ = ("pk", "status", "error", "waiting_reason", "cancel_requested_at", "output")
+
+    def __init__(self, pk, status, error, waiting_reason, cancel_requested_at, output=None):
+        self.pk = pk
+        self.status = status
+        self.error = error
+        self.waiting_reason = waiting_reason
+        self.cancel_requested_at = cancel_requested_at
+        self.output = output
+
+    @property
+    def cancelling(self) -> bool:
+        return self.cancel_requested_at is not None and self.status in ACTIVE_STATUSES
 
 
 class Advance:
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, graph: tuple[dict, dict[str, dict]] | None = None):
         self.run = run
         self.now = timezone.now()
-        self.graph = run.workflow_graph.graph
-        self.specs = {s["id"]: s for s in self.graph["steps"]}
+        self.graph, self.specs = graph or _graph_of(run)
         self.steps: dict[str, WorkflowStep] = {s.step_id: s for s in run.steps.order_by("position")}
-        self.dirty: set[str] = set()
-        self._children: dict[str, Run] | None = None
+        # Written once, at the end of the pass (_save): step rows by changed field, the run's
+        # events, and the task runs this pass starts.
+        self.dirty: dict[str, set[str]] = {}
+        self.events: list[tuple[str, dict, datetime]] = []
+        self.created: dict[str, tuple[Run, str]] = {}
+        self._definitions: dict[str, Any] = {}
+        self._children: dict[str, Any] | None = None
+        self.known: dict[str, Child] = {}  # ended children whose rows need no reading
+        self._with_items = False
 
     # --- the pass ---------------------------------------------------------------------------
 
@@ -134,23 +188,37 @@ class Advance:
         return older.count() >= limit - busy
 
     def _save(self) -> None:
-        for step_id in self.dirty:
-            self.steps[step_id].save()
+        if self.created:
+            runs, task_ids = zip(*self.created.values(), strict=True)
+            lifecycle.create_many(runs, task_ids=task_ids)
+            self.created.clear()
+        if self.events:
+            # One INSERT, in order. (Not insert_events' COPY: that is two round trips, and on a
+            # busy machine each round trip waits for the database's process to be scheduled.)
+            RunEvent.objects.bulk_create(
+                RunEvent(run_id=self.run.pk, event_type=t, payload=p, created_at=at)
+                for t, p, at in self.events
+            )
+            metrics.events_written(len(self.events))
+            self.events.clear()
+        for step_id, fields in self.dirty.items():
+            # Only the changed columns (a map's items and child ids are long); one UPDATE per
+            # step costs less than bulk_update's CASE per column. Steps are written only here,
+            # under the run's lock, so a plain UPDATE by primary key is all it takes.
+            step = self.steps[step_id]
+            values = {f: getattr(step, f) for f in fields}
+            WorkflowStep.objects.filter(pk=step.pk).update(**values, updated_at=self.now)
         self.dirty.clear()
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _event(self, event_type: str, step: WorkflowStep, **payload: Any) -> None:
-        RunEvent.objects.create(
-            run_id=self.run.pk,
-            event_type=event_type,
-            payload={"step_id": step.step_id, **payload},
-        )
+        self.events.append((event_type, {"step_id": step.step_id, **payload}, timezone.now()))
 
     def _set(self, step: WorkflowStep, **fields: Any) -> None:
         for k, v in fields.items():
             setattr(step, k, v)
-        self.dirty.add(step.step_id)
+        self.dirty.setdefault(step.step_id, set()).update(fields)
 
     def _end(self, step: WorkflowStep, status: str, *, output=None, error=None, **extra) -> None:
         self._set(
@@ -179,13 +247,26 @@ class Advance:
     def _fail_step(self, step: WorkflowStep, message: str, code: str, detail=None) -> None:
         self._end(step, StepStatus.FAILED, error=lifecycle.error(message, code, detail))
 
-    def _children_of(self) -> dict[str, Run]:
-        if self._children is None:
-            ids = [i for s in self.steps.values() for i in s.child_run_ids]
-            # Never the logs (up to a MiB each) nor outputs: a 1,000-item map reads its children's
-            # statuses on every advance; outputs are read once, when a step completes.
-            rows = Run.objects.filter(pk__in=ids).only(*CHILD_FIELDS) if ids else []
-            self._children = {r.pk: r for r in rows}
+    def _children_of(self, *, items: bool = False) -> dict[str, Any]:
+        """The children of the task and workflow steps still going (those of ended steps are
+        never looked at); with `items`, those of maps too (a map polls by counts: _poll_map)."""
+        if self._children is None or (items and not self._with_items):
+            going = [s for s in self.steps.values() if not s.ended and s.kind in CHILD_KINDS]
+            wanted = [
+                i for s in going if s.kind != "map" for i in s.child_run_ids if i not in self.known
+            ]
+            mapped = [i for s in going if s.kind == "map" for i in s.child_run_ids] if items else []
+            children: dict[str, Any] = dict(self.known)
+            runs = Run.objects.order_by()
+            if wanted:
+                for row in runs.filter(pk__in=wanted).values_list(*CHILD_FIELDS, "output"):
+                    children[row[0]] = Child(*row)
+            if mapped:
+                for row in runs.filter(pk__in=mapped).values_list(*CHILD_FIELDS):
+                    children[row[0]] = Child(*row)
+            # Started by this pass, not stored yet (_save stores them).
+            children.update((pk, run) for pk, (run, _) in self.created.items())
+            self._children, self._with_items = children, items
         return self._children
 
     def _outputs(self) -> dict:
@@ -288,24 +369,32 @@ class Advance:
     def _create_child(
         self, step: WorkflowStep, spec: dict, input, config, item_index=None
     ) -> Run | None:
-        from ..service import RunError, create_run
+        from ..service import RunError, build_task_run, create_run
 
         metadata = {"step_id": step.step_id}
         if item_index is not None:
             metadata["item_index"] = item_index
+        options = dict(
+            target=spec["target"],
+            input=input,
+            config=config,
+            parent_run=self.run,
+            timeout_seconds=spec.get("timeout_seconds"),
+            backoff_limit=spec.get("retries"),
+            trigger_kind=self.run.trigger_kind,
+            created_by=self.run.created_by,
+            metadata=metadata,
+        )
         try:
-            child = create_run(
-                self.run.project,
-                target=spec["target"],
-                input=input,
-                config=config,
-                parent_run=self.run,
-                timeout_seconds=spec.get("timeout_seconds"),
-                backoff_limit=spec.get("retries"),
-                trigger_kind=self.run.trigger_kind,
-                created_by=self.run.created_by,
-                metadata=metadata,
-            ).run
+            if spec["kind"] == "workflow":
+                child = create_run(self.run.project, **options).run
+            else:
+                # Validated now, stored with the pass's other writes (_save), in one go.
+                child, definition = build_task_run(
+                    self.run.project, **options, definition=self._definitions.get(spec["target"])
+                )
+                self._definitions[spec["target"]] = definition
+                self.created[child.pk] = (child, definition.id)
         except RunError as exc:
             where = f" (item {item_index})" if item_index is not None else ""
             self._fail_step(step, f"step {step.step_id!r}{where}: {exc.message}", exc.code)
@@ -356,13 +445,9 @@ class Advance:
         if not items:
             self._end(step, StepStatus.COMPLETED, output=[])
             return
-        self._launch_items(step, spec)
+        self._launch_items(step, spec, active=0)
 
-    def _launch_items(self, step: WorkflowStep, spec: dict) -> None:
-        children = self._children_of()
-        active = sum(
-            1 for i in step.child_run_ids if i in children and children[i].status in ACTIVE_STATUSES
-        )
+    def _launch_items(self, step: WorkflowStep, spec: dict, *, active: int) -> None:
         limit = spec.get("concurrency") or len(step.items)
         while len(step.child_run_ids) < len(step.items) and active < limit:
             index = len(step.child_run_ids)
@@ -453,46 +538,67 @@ class Advance:
     _poll_workflow = _poll_task
 
     def _poll_map(self, step: WorkflowStep, spec: dict, stopping: bool) -> bool:
-        children = self._children_of()
-        mine = [children.get(i) for i in step.child_run_ids]
-        failed = [
-            (i, c) for i, c in enumerate(mine) if c is not None and c.status == RunStatus.FAILED
-        ]
-        retrying = any(
-            c is not None and c.status == RunStatus.WAITING and c.waiting_reason == "retry"
-            for c in mine
+        """Counts by status while items are going (a map polls on every advance); each item's
+        own row only once all have ended."""
+        ids = step.child_run_ids
+        counts: dict[tuple[str, str | None], int] = {}
+        stored = [i for i in ids if i not in self.created]  # this pass's are not stored yet
+        if stored:
+            # By parent and step rather than by id: 1,000 ids are a query's worth of parameters.
+            counts = self._count(
+                Run.objects.filter(parent_run_id=self.run.pk, metadata__step_id=step.step_id)
+            )
+            if sum(counts.values()) != len(stored):  # not only this step's items (never seen)
+                counts = self._count(Run.objects.filter(pk__in=stored))
+        present = sum(counts.values()) + len(ids) - len(stored)
+        active = (
+            len(ids)
+            - len(stored)
+            + sum(n for (status, _), n in counts.items() if status in ACTIVE_STATUSES)
         )
+        failed = any(status == RunStatus.FAILED for status, _ in counts)
+        retrying = counts.get((RunStatus.WAITING, "retry"), 0) > 0
         if retrying != step.retrying:
             self._set(step, retrying=retrying)
             if retrying:
                 self._event("step.retrying", step)
-        if not failed and not stopping and len(mine) < len(step.items):
-            before = len(step.child_run_ids)
-            self._launch_items(step, spec)
+        if not failed and not stopping and len(ids) < len(step.items):
+            before = len(ids)
+            self._launch_items(step, spec, active=active)
             if step.ended:
                 return True
-            mine = [children.get(i) for i in step.child_run_ids]
             if len(step.child_run_ids) != before:
                 return False  # new children are running
-        if any(c is None or c.status in ACTIVE_STATUSES for c in mine):
+        if present < len(ids) or active:
             return False
         if failed:
-            index, child = failed[0]
-            message = (child.error or {}).get("message", "failed")
+            errors = dict(
+                Run.objects.order_by()
+                .filter(pk__in=ids, status=RunStatus.FAILED)
+                .values_list("pk", "error")
+            )
+            index, child_id = next((n, i) for n, i in enumerate(ids) if i in errors)
+            error = errors[child_id] or {}
             self._fail_step(
                 step,
-                f"step {step.step_id!r}: item {index} failed: {message}",
-                (child.error or {}).get("code") or "task_error",
-                {"item_index": index, "child_run_id": child.pk},
+                f"step {step.step_id!r}: item {index} failed: {error.get('message', 'failed')}",
+                error.get("code") or "task_error",
+                {"item_index": index, "child_run_id": child_id},
             )
-        elif len(mine) < len(step.items) or any(c.status == RunStatus.CANCELLED for c in mine):
+        elif len(ids) < len(step.items) or any(
+            status == RunStatus.CANCELLED for status, _ in counts
+        ):
             self._end(step, StepStatus.CANCELLED)
         else:
-            outputs = dict(
-                Run.objects.filter(pk__in=step.child_run_ids).values_list("pk", "output")
-            )
-            self._end(step, StepStatus.COMPLETED, output=[outputs[c.pk] for c in mine])
+            outputs = dict(Run.objects.order_by().filter(pk__in=ids).values_list("pk", "output"))
+            self._end(step, StepStatus.COMPLETED, output=[outputs[i] for i in ids])
         return True
+
+    @staticmethod
+    def _count(runs) -> dict[tuple[str, str | None], int]:
+        """{(status, waiting_reason): how many}"""
+        rows = runs.order_by().values_list("status", "waiting_reason").annotate(n=Count("id"))
+        return {(status, reason): n for status, reason, n in rows}
 
     def _poll_sleep(self, step: WorkflowStep, spec: dict, stopping: bool) -> bool:
         if step.resume_at and self.now >= step.resume_at:
@@ -568,7 +674,7 @@ class Advance:
         """Cancel active children (and theirs), expire open approvals, end idle steps."""
         from ..service import cancel_run
 
-        children = self._children_of()
+        children = self._children_of(items=True)
         for step in self.steps.values():
             if step.ended:
                 continue
@@ -583,7 +689,8 @@ class Advance:
                         and child.status in ACTIVE_STATUSES
                         and not child.cancelling
                     ):
-                        cancel_run(child, reason=f"its workflow stopped: {reason}")
+                        child = Run.objects.get(pk=child_id)
+                        _, child = cancel_run(child, reason=f"its workflow stopped: {reason}")
                         child.refresh_from_db()
                         children[child_id] = child
             else:

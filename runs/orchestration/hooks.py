@@ -19,10 +19,11 @@ def advance_parent(run: Run) -> None:
     if run.parent_run_id:
         if (run.metadata or {}).get("item_index") is not None:
             # A map item: its siblings end around the same time, and threads advancing one
-            # workflow run would only queue on its lock. One message each; advances serialise.
-            enqueue_advance(run.parent_run_id)
+            # workflow run would only queue on its lock. A message, unless one is queued and
+            # not started yet: that advance will see this item too (runs.orchestration.queue).
+            enqueue_advance(run.parent_run_id, coalesce=True)
         else:
-            _advance_now(run.parent_run_id)
+            _advance_now(run.parent_run_id, run)
     if run.kind == Run.Kind.WORKFLOW:
         if run.status == RunStatus.CANCELLED:
             enqueue_advance(run.pk)
@@ -38,12 +39,12 @@ def advance_parent(run: Run) -> None:
             enqueue_advance(waiting)
 
 
-def _advance_now(run_id: str) -> None:
+def _advance_now(run_id: str, child: Run) -> None:
     """Advance right here, in the thread that ended the child, so the next step's child is
     created without a queue hop in between (the step hand-off latency). If that fails, a queued
     message tries again, and the sweeper after that."""
     try:
-        advance(run_id)
+        advance(run_id, ended_child=child)
     except Exception:
         log.exception("advancing %s after its child ended failed; queueing it", run_id)
         enqueue_advance(run_id)

@@ -260,7 +260,9 @@ class _Burst(_Writer):
             problem = _target_problem(schedule, result)
             if problem:
                 return None, problem
-            run, definition = service.build_run(schedule.project, **_run_fields(schedule, slot))
+            run, definition = service.build_task_run(
+                schedule.project, **_run_fields(schedule, slot)
+            )
         except ScheduleError as exc:
             return None, exc.message
         except service.RunError as exc:

@@ -28,7 +28,7 @@ def enqueued(monkeypatch):
 
 
 def built(project, count: int, **kwargs) -> tuple[list[Run], list[str]]:
-    pairs = [service.build_run(project, target="task:echo", **kwargs) for _ in range(count)]
+    pairs = [service.build_task_run(project, target="task:echo", **kwargs) for _ in range(count)]
     return [run for run, _ in pairs], [definition.id for _, definition in pairs]
 
 
@@ -62,7 +62,7 @@ def test_many_runs_are_stored_pending_with_their_event_and_enqueued_after_commit
 def test_a_conflict_stores_none_of_the_runs(project, enqueued, django_capture_on_commit_callbacks):
     service.create_run(project, target="task:echo", public_id="taken")
     runs, task_ids = built(project, 2)
-    clash, _ = service.build_run(project, target="task:echo", public_id="taken")
+    clash, _ = service.build_task_run(project, target="task:echo", public_id="taken")
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(IntegrityError), transaction.atomic():
             lifecycle.create_many([*runs, clash], task_ids=[*task_ids, "echo"])

@@ -55,6 +55,18 @@ def test_map_output_keeps_item_order(start_wf_worker, launch):
     assert [k.metadata["item_index"] for k in kids] == [0, 1, 2, 3, 4]
 
 
+def test_a_map_whose_items_end_together_completes_with_each_item_once(start_wf_worker, launch):
+    # Items ending at once coalesce their advances (one queued at a time): none may be lost.
+    start_wf_worker(workers=4)
+    values = list(range(24))
+    run = launch("fanout", {"items": values})
+    wait_run(run, "completed", timeout=90)
+    assert run.output == {"all": values}
+    kids = children(run, "each")
+    assert sorted(k.metadata["item_index"] for k in kids) == values
+    assert all(k.status == "completed" and k.attempt == 1 for k in kids)
+
+
 def test_a_step_is_retried_as_its_childs_retries(start_wf_worker, launch):
     start_wf_worker(STUDIO_RETRY_BASE_SECONDS="0.1", STUDIO_RETRY_MAX_SECONDS="0.2")
     run = launch("retry")
