@@ -25,7 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 # Every loader is imported here, before the process sandboxes itself: inside the sandbox the
-# code's own folder may be hidden (a checkout under /tmp sits under the private /tmp).
+# code's own folder may be hidden (a checkout under /tmp sits under the private /tmp). So is
+# jsonschema, which checking a definition's schemas needs and the fork server leaves out.
+from jsonschema import Draft202012Validator  # noqa: F401
+
 from ..definitions import definition_to_data, load_task_file
 from ..schedules import load_schedule_file
 from ..webhook_files import load_webhook_file
