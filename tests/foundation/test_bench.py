@@ -12,7 +12,15 @@ from runs.management.commands import bench
 def test_only_takes_one_section_or_several():
     assert bench._sections("dashboard") == ("dashboard",)
     assert bench._sections("latency, throughput,latency") == ("latency", "throughput")
-    assert set(SECTIONS) == {"latency", "throughput", "logs", "workflows", "scheduler", "dashboard"}
+    assert set(SECTIONS) == {
+        "latency",
+        "throughput",
+        "logs",
+        "workflows",
+        "scheduler",
+        "dashboard",
+        "api",
+    }
 
 
 @pytest.mark.parametrize("value", ["nope", "", "latency,nope"])
