@@ -98,7 +98,9 @@ _ERRORS = re.compile(r"Socket errors:.*")
 
 def wrk(binary: str, url: str, seconds: float, script: Path | None = None) -> dict:
     """One wrk run: good (2xx) answers per second, the total, and what went wrong."""
-    cmd = [binary, f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency"]
+    # wrk takes whole seconds only ("3.3s" is a usage error): the default 10 s over 3 rounds
+    cmd = [binary, f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s"]
+    cmd.append("--latency")
     if script is not None:
         cmd += ["-s", str(script)]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60).stdout
