@@ -247,12 +247,6 @@ def build_task_run(
     return run, definition
 
 
-def save_built_runs(runs: list[Run], *, task_ids: list[str | None]) -> None:
-    """Store runs that build_task_run made, with their events, in a few statements; each is
-    enqueued once the caller's transaction commits (lifecycle.create_many)."""
-    lifecycle.create_many(runs, task_ids=task_ids)
-
-
 def cancel_run(run: Run, *, reason: str = "cancelled by user") -> tuple[bool, Run]:
     """Stop a run. Returns (True, run) if cancellation happened or is under way, (False, run)
     if the run had already finished. A workflow run's cascade is its orchestrator's."""

@@ -465,8 +465,9 @@ def probe(policy: Policy) -> str | None:
         os.close(r)
         try:
             os.setsid()
-            if clone_namespaces(policy):
-                _relay_quietly()
+            p1 = clone_namespaces(policy)
+            if p1:
+                _relay(p1)
             enter(policy, dict(policy.limits))
             os.write(w, b"ok")
             os._exit(0)
@@ -483,13 +484,6 @@ def probe(policy: Policy) -> str | None:
     os.waitpid(pid, 0)
     message = b"".join(chunks).decode(errors="replace")
     return None if message == "ok" else (message or "the probe died")
-
-
-def _relay_quietly() -> None:  # pragma: no cover - the probe child, once P1 exists
-    try:
-        os.wait()
-    finally:
-        os._exit(0)
 
 
 def guard_loopback(policy: Policy) -> str | None:

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from .. import service
+from .. import lifecycle, service
 from ..models import ACTIVE_STATUSES, Run, Schedule, ScheduleOccurrence
 from .spec import Timing
 from .store import ScheduleError, resolve_target
@@ -280,7 +280,7 @@ class _Burst(_Writer):
         for run in runs:
             # Created when stored: what the lag between a slot and its run is measured from.
             run.created_at = run.enqueued_at = now
-        service.save_built_runs(runs, task_ids=[task_id for _, task_id in self.built])
+        lifecycle.create_many(runs, task_ids=[task_id for _, task_id in self.built])
         ScheduleOccurrence.objects.bulk_create(self.occurrences)
         for schedule in self.schedules:
             schedule.updated_at = now

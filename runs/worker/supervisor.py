@@ -55,16 +55,10 @@ class LogTail:
         self.size = 0
         self.dropped_bytes = 0
 
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-        self.size += len(line) + 1
-        if self.size > 2 * self.limit:  # trim in bulk now and then, not on every line
-            self._trim()
-
     def extend(self, lines: list[str]) -> None:
         self.lines += lines
         self.size += sum(map(len, lines)) + len(lines)
-        if self.size > 2 * self.limit:
+        if self.size > 2 * self.limit:  # trim in bulk now and then, not on every line
             self._trim()
 
     def _trim(self) -> None:
@@ -439,14 +433,8 @@ class Supervisor:
             self._add(event_type, scrub(message.get("payload")), now)
 
     def _log(self, stream: str, raw: bytes, now=None) -> None:
-        line = raw.decode("utf-8", "replace").removesuffix("\r")
-        if "\x00" in line:
-            line = line.replace("\x00", "\ufffd")  # PostgreSQL stores no NUL
-        if len(line) > self.max_event_bytes:
-            line = line[: self.max_event_bytes] + f" [... line truncated, {len(raw)} bytes]"
-        self.logs.add(line)
-        payload = RawJSON(f'{{"stream": "{stream}", "line": {encode_json_string(line)}}}')
-        self._add("log", payload, now or timezone.now())
+        """One line (or a part of an over-long one) as a log event."""
+        self._log_lines(stream, raw, now or timezone.now())
 
     def _add(self, event_type: str, payload, now) -> None:
         if self.stored is None:
