@@ -25,7 +25,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .. import lifecycle
-from ..events import insert_events
+from ..compiled import Compiled, pipelined, update_row
+from ..events import SMALL_BATCH, insert_events
 from ..models import (
     ACTIVE_STATUSES,
     Run,
@@ -56,14 +57,10 @@ def advance(run_id: str, *, ended_child: Run | None = None) -> None:
     """`ended_child`: a child of `run_id` as its terminal transition left it (the hook that
     calls this has it in hand): its row need not be read again. A terminal run never changes."""
     with transaction.atomic():
-        run = (
-            Run.objects.select_for_update(of=("self",))  # the run's row only, not its project's
-            .select_related("project")
-            .filter(pk=run_id, kind=Run.Kind.WORKFLOW)
-            .first()
-        )
-        if run is None:
+        found = _LOCKED_RUN.fetch(run_id)
+        if not found:
             return
+        run = found[0]
         advance_ = Advance(run, _graph_of(run))
         if ended_child is not None and ended_child.is_terminal:
             advance_.known[ended_child.pk] = Child(
@@ -75,6 +72,19 @@ def advance(run_id: str, *, ended_child: Run | None = None) -> None:
                 ended_child.output,
             )
         advance_.go()
+
+
+# The two reads of every advance, compiled once per thread (runs.compiled): the run under its row
+# lock (its own row only, not its project's), and its steps.
+_LOCKED_RUN = Compiled(
+    lambda run_id: (
+        Run.objects.select_for_update(of=("self",))
+        .select_related("project")
+        .filter(pk=run_id, kind=Run.Kind.WORKFLOW)
+        .order_by()
+    )
+)
+_STEPS = Compiled(lambda run_id: WorkflowStep.objects.filter(run_id=run_id).order_by("position"))
 
 
 # A run's graph never changes once stored (WorkflowGraph), so each process reads it once per run
@@ -122,7 +132,7 @@ class Advance:
         self.run = run
         self.now = timezone.now()
         self.graph, self.specs = graph or _graph_of(run)
-        self.steps: dict[str, WorkflowStep] = {s.step_id: s for s in run.steps.order_by("position")}
+        self.steps: dict[str, WorkflowStep] = {s.step_id: s for s in _STEPS.fetch(run.pk)}
         # Written once, at the end of the pass (_save): step rows by changed field, the run's
         # events, and the task runs this pass starts.
         self.dirty: dict[str, set[str]] = {}
@@ -188,20 +198,24 @@ class Advance:
         return older.count() >= limit - busy
 
     def _save(self) -> None:
-        if self.created:
-            runs, task_ids = zip(*self.created.values(), strict=True)
-            lifecycle.create_many(runs, task_ids=task_ids)
-            self.created.clear()
-        if self.events:
-            insert_events(self.run.pk, self.events)  # in order; a few rows are one INSERT
-            self.events.clear()
-        for step_id, fields in self.dirty.items():
-            # Only the changed columns (a map's items and child ids are long); one UPDATE per
-            # step costs less than bulk_update's CASE per column. Steps are written only here,
-            # under the run's lock, so a plain UPDATE by primary key is all it takes.
-            step = self.steps[step_id]
-            values = {f: getattr(step, f) for f in fields}
-            WorkflowStep.objects.filter(pk=step.pk).update(**values, updated_at=self.now)
+        # None of these writes' answers is read, so on PostgreSQL they go in one round trip
+        # (a step hand-off's next child, the steps' events and two step rows) unless the events
+        # are many enough for COPY, which a pipeline cannot carry.
+        with pipelined(enabled=len(self.events) <= SMALL_BATCH):
+            if self.created:
+                runs, task_ids = zip(*self.created.values(), strict=True)
+                lifecycle.create_many(runs, task_ids=task_ids)
+                self.created.clear()
+            if self.events:
+                insert_events(self.run.pk, self.events)  # in order; a few rows are one INSERT
+                self.events.clear()
+            for step_id, fields in self.dirty.items():
+                # Only the changed columns (a map's items and child ids are long); one UPDATE
+                # per step costs less than bulk_update's CASE per column. Steps are written
+                # only here, under the run's lock, so a plain UPDATE by primary key will do.
+                step = self.steps[step_id]
+                values = {f: getattr(step, f) for f in fields}
+                update_row(WorkflowStep, step.pk, {**values, "updated_at": self.now})
         self.dirty.clear()
 
     # --- helpers ------------------------------------------------------------------------------
