@@ -12,7 +12,8 @@ help:
 	@echo "make run    set up and serve Studio on http://127.0.0.1:$${PORT:-8000} (UI, API, worker)"
 	@echo "make test   set up and run the whole suite (SQLite+SqliteHuey, then PostgreSQL+Redis)"
 	@echo "make bench  benchmarks: run latency/throughput vs raw Huey, log run, dashboard views"
-	@echo "            (one section: make bench ONLY=latency|throughput|logs|dashboard|api)"
+	@echo "            (one section: make bench ONLY=latency|throughput|logs|dashboard|api;"
+	@echo "            targets judged on the median of INVOCATIONS=3 invocations)"
 	@echo "make faults the fault-injection suite (>= 1,000 runs; faults-short: <= 3 minutes)"
 	@echo "make lint   import contracts + ruff check + format check"
 
@@ -84,7 +85,7 @@ test-services: install-dev
 
 # ONLY=<section>[,<section>] runs only those (latency, throughput, logs, dashboard, api).
 bench: install
-	$(BIN)/python manage.py bench $(if $(ONLY),--only $(ONLY))
+	$(BIN)/python manage.py bench $(if $(ONLY),--only $(ONLY)) $(if $(INVOCATIONS),--invocations $(INVOCATIONS))
 
 lint: install-dev
 	$(BIN)/lint-imports --no-cache

@@ -35,6 +35,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from . import summary
+
 TARGET_READ_RATIO = 0.5
 TARGET_CREATES_PER_SECOND = 250.0
 CONNECTIONS = 16
@@ -267,6 +269,13 @@ def measure(*, seconds: float, stdout) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(folder, ignore_errors=True)
+    summary.record(
+        {
+            f"api_{name}_{key}": figure[key]
+            for name, figure in figures.items()
+            for key in ("rps", "cpu_ms")
+        }
+    )
     report(
         stdout.write,
         figures,

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from . import summary
+
 NOOP_TASK = (
     "from runs.definitions import task\n\n\n@task(name='No-op')\ndef run(ctx):\n    return None\n"
 )
@@ -132,6 +134,13 @@ class EngineBench:
             except Exception:  # noqa: BLE001 - best effort cleanup of private queues
                 pass
         self.report(results, opts)
+        summary.record(
+            {
+                f"{group}_{key}": value
+                for group, figures in results.items()
+                for key, value in figures.items()
+            }
+        )
 
     def measure_raw(self, huey, noop, opts) -> dict:
         result: dict = {}
