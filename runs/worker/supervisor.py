@@ -20,7 +20,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from json.encoder import encode_basestring_ascii as encode_json_string
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -28,7 +27,7 @@ from django.utils import timezone
 
 from .. import lifecycle, sandboxing
 from ..definitions import TaskDefinition
-from ..events import RawJSON, insert_events, scrub
+from ..events import LogLines, RawJSON, event_rows, insert_events, scrub
 from ..models import Run, RunEvent, RunStatus
 from ..process.forkserver import RemoteChild
 from ..process.runner import output_error
@@ -176,7 +175,9 @@ class Supervisor:
         self.max_event_bytes = settings.STUDIO_MAX_EVENT_BYTES
         self.flush_seconds = settings.STUDIO_EVENT_FLUSH_SECONDS
         self.batch_size = settings.STUDIO_EVENT_BATCH_SIZE
-        self.buffer: list[tuple[str, object, object]] = []  # (event_type, payload, created_at)
+        # (event_type, payload, created_at) rows, and LogLines; `buffered` counts their events.
+        self.buffer: list = []
+        self.buffered = 0
         self.buffer_since = 0.0
         # Events already stored count towards the cap: just run.created on a first start,
         # otherwise whatever earlier attempts left (counted when first needed).
@@ -368,7 +369,7 @@ class Supervisor:
         if self.stored is None:
             self.stored = RunEvent.objects.filter(run_id=self.run_obj.pk).count()
         # Two places stay free for events.dropped and the terminal event.
-        room = max(0, self.max_events - 2 - self.stored - len(self.buffer))
+        room = max(0, self.max_events - 2 - self.stored - self.buffered)
         if room < len(lines):
             self.dropped["log"] += len(lines) - room
             lines = lines[:room]
@@ -376,15 +377,13 @@ class Supervisor:
             return
         if not self.buffer:
             self.buffer_since = time.monotonic()
-        head = f'{{"stream": "{stream}", "line": '
-        self.buffer.extend(
-            [("log", RawJSON(head + encode_json_string(line) + "}"), now) for line in lines]
-        )
+        self.buffer.append(LogLines(stream, lines, now))
+        self.buffered += len(lines)
 
     def _tick(self) -> None:
         now = time.monotonic()
         if self.buffer and (
-            len(self.buffer) >= self.batch_size or now >= self.buffer_since + self.flush_seconds
+            self.buffered >= self.batch_size or now >= self.buffer_since + self.flush_seconds
         ):
             self._flush()
         if self.writer is not None and self.writer.error is not None and self.kill_reason is None:
@@ -496,7 +495,7 @@ class Supervisor:
         if self.stored is None:
             self.stored = RunEvent.objects.filter(run_id=self.run_obj.pk).count()
         # Two places stay free for events.dropped and the terminal event.
-        if self.stored + len(self.buffer) >= self.max_events - 2:
+        if self.stored + self.buffered >= self.max_events - 2:
             self.dropped[event_type] += 1
             return
         if not isinstance(payload, RawJSON):
@@ -510,12 +509,14 @@ class Supervisor:
         if not self.buffer:
             self.buffer_since = time.monotonic()
         self.buffer.append((event_type, payload, now))
+        self.buffered += 1
 
     def _flush(self) -> None:
         if not self.buffer:
             return
-        batch, self.buffer = self.buffer, []
-        if self.writer is None and len(batch) >= WRITER_THRESHOLD:
+        batch, count = self.buffer, self.buffered
+        self.buffer, self.buffered = [], 0
+        if self.writer is None and count >= WRITER_THRESHOLD:
             self.writer = EventWriter(self.run_obj.pk)
         if self.writer is not None:
             self.writer.put(batch)
@@ -528,9 +529,10 @@ class Supervisor:
                 log.warning("%s: could not store %d events yet", self.run_obj.pk, len(batch))
                 connection.close()
                 self.buffer = batch + self.buffer
+                self.buffered += count
                 self.buffer_since = time.monotonic()
                 return
-        self.stored += len(batch)
+        self.stored += count
 
     # The end -----------------------------------------------------------------------------------
 
@@ -595,13 +597,13 @@ class Supervisor:
                 fields["output"] = result.get("output")
                 done = lifecycle.fail(run, error, worker=self.name, fields=fields, events=events)
         if done:
-            self.buffer = []
+            self.buffer, self.buffered = [], 0
         else:
             log.warning("%s changed hands before it could be finished; result dropped", run.pk)
 
     def _final_events(self) -> list:
         """What is still buffered, and a note of dropped events, for the final write."""
-        rows = list(self.buffer)
+        rows = event_rows(self.buffer)
         if self.dropped:
             dropped = {
                 "dropped": sum(self.dropped.values()),

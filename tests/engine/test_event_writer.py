@@ -7,7 +7,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from runs import service
-from runs.events import RawJSON
+from runs.events import LogLines, RawJSON, insert_events
 from runs.models import Project
 from runs.worker import supervisor
 from runs.worker.supervisor import EventWriter
@@ -54,3 +54,20 @@ def test_nothing_after_a_failed_batch_is_stored_and_close_says_why(run, monkeypa
         writer.close()
     assert stored(run) == ["first"]
     assert not any(thread.is_alive() for thread in writer.threads)
+
+
+def test_log_lines_survive_the_bulk_path_exactly(run):
+    awkward = [
+        "tab\there",
+        "back\\slash and \\n not a newline",
+        'quote " and } brace',
+        "\x07bell and \x1b[31mcolour",
+        "unicode: é ü 漢字 🚀",
+        "",
+        "\\",
+        "trailing space ",
+    ]
+    many = awkward * 5  # more than a few rows: COPY on PostgreSQL
+    insert_events(run.pk, [LogLines("stderr", many, timezone.now())])
+    events = run.events.filter(event_type="log").order_by("id")
+    assert [e.payload for e in events] == [{"stream": "stderr", "line": line} for line in many]
