@@ -8,7 +8,9 @@ import socket
 import pytest
 from huey.contrib.djhuey import HUEY
 
+from runs.models import Run
 from studio.queue_signing import QueueSerializer
+from tests.workers import wait_for
 
 from .conftest import event_types, wait_status
 
@@ -175,6 +177,31 @@ def test_a_chatty_run_keeps_every_line_in_order(start_test_worker, create):
     assert lines[0] == "line 0 " and lines[-1] == "line 19999 "
     assert lines == [f"line {i} " for i in range(20000)]
     assert event_types(run)[-1] == "run.completed"
+
+
+def test_a_reader_following_a_chatty_run_gets_every_line_once_in_order(start_test_worker, create):
+    # Batches are stored by two connections at once on PostgreSQL: a reader asking again and
+    # again for the lines after the last one it saw must still get each line, in order.
+    start_test_worker(STUDIO_EVENT_BATCH_SIZE=500)
+    run = create("chatty", input={"lines": 30000})
+    seen: list[str] = []
+    last_id = 0
+
+    def caught_up_with_the_finished_run() -> bool:
+        nonlocal last_id
+        finished = Run.objects.filter(pk=run.pk, status="completed").exists()
+        rows = list(
+            run.events.filter(event_type="log", id__gt=last_id)
+            .order_by("id")
+            .values_list("id", "payload__line")
+        )
+        if rows:
+            last_id = rows[-1][0]
+            seen.extend(line for _, line in rows)
+        return finished
+
+    wait_for(caught_up_with_the_finished_run, 60, 0.01, message=f"{run.pk} to complete")
+    assert seen == [f"line {i} " for i in range(30000)]
 
 
 def test_output_no_database_stores_and_junk_on_the_event_pipe_do_not_break_the_run(
