@@ -1,9 +1,10 @@
 """The API's two hottest reads, with their SQL compiled once per thread instead of per request.
 
 `GET /api/runs/{id}` and the events poll each read one run by primary key. Building that query
-through the ORM (filter, a 33-column select, converters) cost more CPU than the database took
+through the ORM (filter, a 40-column select, converters) cost more CPU than the database took
 to answer it; the statement never changes, so each thread compiles it once, through the ORM
-(so the columns, quoting and value converters are Django's own), and then only executes it.
+(so the columns, quoting and value converters are Django's own), and then only executes it,
+on a database cursor the thread keeps (`_fetch_one`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from types import SimpleNamespace
 from django.db import connections, router
 
 from ..models import Run, RunEvent
+from .schemas import RUN_WIRE_FIELDS
 
 _local = threading.local()
 _PLACEHOLDER = "run_00000000000000000000000000000000"
@@ -24,44 +26,48 @@ def _alias() -> str:
     return router.db_for_read(Run)
 
 
-def _run_statement(connection):
-    """(sql, attnames, converters) of `Run.objects.filter(pk=%s)`, for this connection."""
-    cached = getattr(_local, "run", None)
-    if cached is not None and cached[0] is connection:
-        return cached[1]
-    query = Run.objects.filter(pk=_PLACEHOLDER).order_by().query
-    compiler = query.get_compiler(connection=connection)
+def _run_statement(connection, fields: tuple[str, ...] | None):
+    """(sql, attnames, converters) of `Run.objects.filter(pk=%s)` selecting `fields` (None:
+    every column), for this connection."""
+    cached = getattr(_local, "statements", None)
+    if cached is None or cached[0] is not connection:
+        cached = _local.statements = (connection, {})
+    statement = cached[1].get(fields)
+    if statement is not None:
+        return statement
+    query = Run.objects.filter(pk=_PLACEHOLDER).order_by()
+    if fields is not None:
+        query = query.values_list(*fields)
+    compiler = query.query.get_compiler(connection=connection)
     sql, params = compiler.as_sql()
     if list(params) != [_PLACEHOLDER]:  # pragma: no cover - a Django change would land here
         raise RuntimeError(f"unexpected parameters compiling the run lookup: {params!r}")
     expressions = [col for col, _, _ in compiler.select]
     attnames = [expr.target.attname for expr in expressions]
     converters = list(compiler.get_converters(expressions).items())
-    statement = (sql, attnames, converters)
-    _local.run = (connection, statement)
+    statement = cached[1][fields] = (sql, attnames, converters)
     return statement
 
 
 def run_by_id(run_id: str) -> Run | None:
     """The run with this primary key, whatever its project (the caller checks), or None."""
-    values = _run_values(run_id)
+    values = _run_values(run_id, None)
     return None if values is None else Run.from_db(_alias(), *values)
 
 
 def run_fields_by_id(run_id: str) -> SimpleNamespace | None:
-    """The same row as plain attributes, for answers that only read it (`run_to_wire`):
-    building a model instance of 44 fields is a good part of a GET's cost."""
-    values = _run_values(run_id)
+    """The columns the wire shows (`RUN_WIRE_FIELDS`) as plain attributes, for answers that
+    only read them (`run_to_wire`): building a model instance of 40 fields, and reading and
+    converting the worker's bookkeeping columns, is a good part of a GET's cost."""
+    values = _run_values(run_id, RUN_WIRE_FIELDS)
     return None if values is None else SimpleNamespace(**dict(zip(*values, strict=True)))
 
 
-def _run_values(run_id: str) -> tuple[list[str], list] | None:
+def _run_values(run_id: str, fields: tuple[str, ...] | None) -> tuple[list[str], list] | None:
     alias = _alias()
     connection = connections[alias]
-    sql, attnames, converters = _run_statement(connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [run_id])
-        row = cursor.fetchone()
+    sql, attnames, converters = _run_statement(connection, fields)
+    row = _fetch_one(connection, sql, [run_id])
     if row is None:
         return None
     row = list(row)
@@ -85,11 +91,33 @@ def run_project_and_news(run_id: str, after: int) -> tuple[uuid.UUID, bool] | No
         f"WHERE e.{qn('run_id')} = r.{qn('id')} AND e.{qn('id')} > %s) "
         f"FROM {qn(runs)} r WHERE r.{qn('id')} = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [after, run_id])
-        row = cursor.fetchone()
+    row = _fetch_one(connection, sql, [after, run_id])
     if row is None:
         return None
     project_id, news = row
     # PostgreSQL hands back a UUID, SQLite its 32 hex digits.
     return (project_id if isinstance(project_id, uuid.UUID) else uuid.UUID(project_id)), bool(news)
+
+
+def _fetch_one(connection, sql: str, params: list) -> tuple | None:
+    """The first row of `sql`, on a cursor this thread keeps for its database connection.
+
+    `connection.cursor()` builds and wraps a new cursor for each statement, which cost a third
+    of the lookup itself. The kept one is the backend's own (`create_cursor()`), used the way
+    Django uses it: the connection's health check first, its errors turned into Django's (so
+    a lost database is still the API's 503, and the connection is dropped after the request).
+    When queries are being logged (DEBUG, assertNumQueries) or wrapped (execute_wrapper), the
+    statement takes Django's ordinary path, so that they see it."""
+    if connection.queries_logged or connection.execute_wrappers:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        kept = getattr(_local, "cursor", None)
+        if kept is None or kept[0] is not connection.connection:
+            kept = _local.cursor = (connection.connection, connection.create_cursor())
+        cursor = kept[1]
+        cursor.execute(sql, params)
+        return cursor.fetchone()

@@ -347,6 +347,43 @@ def _error_to_wire(error: Any) -> dict | None:
     }
 
 
+# The run's columns that run_to_wire reads: a read that only answers with the wire shape selects
+# these and no more (runs.api.lookups); the others (the worker's bookkeeping) stay unread.
+RUN_WIRE_FIELDS = (
+    "id",
+    "kind",
+    "status",
+    "project_id",
+    "parent_run_id",
+    "root_run_id",
+    "waiting_reason",
+    "metadata",
+    "target",
+    "workflow_id",
+    "schedule_id",
+    "batch_id",
+    "runtime_target_kind",
+    "input",
+    "config",
+    "output",
+    "error",
+    "logs",
+    "artifacts",
+    "duration_ms",
+    "exit_code",
+    "start_mode",
+    "timeout_seconds",
+    "backoff_limit",
+    "trigger_kind",
+    "trigger_id",
+    "created_by",
+    "updated_at",
+    "created_at",
+    "started_at",
+    "completed_at",
+)
+
+
 def run_to_wire(run: Run, *, summary: bool = False) -> dict:
     """A Run as the wire sees it: every key present, null where there is no value.
 
