@@ -65,6 +65,14 @@ class TokenAuth(HttpBearer):
     read-only client learns 403 whatever it sent.
     """
 
+    def __call__(self, request: HttpRequest) -> ApiToken | None:
+        # HttpBearer reads `request.headers`, which first builds a dict of every header: the
+        # one header from META is the same answer (scheme, then all after the first space).
+        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != self.openapi_scheme:
+            return super().__call__(request)  # no token, or not Bearer: refused as before
+        return self.authenticate(request, token)
+
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
         _fewer_health_checks()
         if "\x00" in token:
