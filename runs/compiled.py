@@ -70,6 +70,18 @@ class Compiled:
         return statement
 
 
+def convert_row(row, converters: list, connection) -> list:
+    """`row` as the ORM would hand its values over: each column through the converters that
+    `compiler.get_converters()` gave for it (as a list of its items)."""
+    values = list(row)
+    for position, (convs, expression) in converters:
+        value = values[position]
+        for convert in convs:
+            value = convert(value, expression, connection)
+        values[position] = value
+    return values
+
+
 def _builder(compiler, alias: str):
     """row -> instance, as the compiler's klass_info says (the model, then its select_related)."""
     expressions = [col for col, _, _ in compiler.select]
@@ -89,12 +101,7 @@ def _builder(compiler, alias: str):
         related.append((*part(sub), sub["local_setter"], sub["remote_setter"]))
 
     def build(row, connection) -> Model:
-        values = list(row)
-        for position, (convs, expression) in converters:
-            value = values[position]
-            for convert in convs:
-                value = convert(value, expression, connection)
-            values[position] = value
+        values = convert_row(row, converters, connection)
         obj = model.from_db(alias, names, [values[i] for i in fields])
         for rel_model, rel_fields, rel_names, pk, local_setter, remote_setter in related:
             rel_values = [values[i] for i in rel_fields]

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 from django.db import connections, router
 
+from ..compiled import convert_row
 from ..models import Run, RunEvent
 from .schemas import RUN_WIRE_FIELDS
 
@@ -70,13 +71,7 @@ def _run_values(run_id: str, fields: tuple[str, ...] | None) -> tuple[list[str],
     row = _fetch_one(connection, sql, [run_id])
     if row is None:
         return None
-    row = list(row)
-    for pos, (convs, expression) in converters:
-        value = row[pos]
-        for convert in convs:
-            value = convert(value, expression, connection)
-        row[pos] = value
-    return attnames, row
+    return attnames, convert_row(row, converters, connection)
 
 
 def run_project_and_news(run_id: str, after: int) -> tuple[uuid.UUID, bool] | None:
