@@ -317,10 +317,7 @@ def _run_warm(  # pragma: no cover
         signal.signal(signum, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.dup2(p1_fd, P1_FD)
-    os.dup2(task_fd, TASK_FD)
+    _place({0: devnull, 1: devnull, 2: devnull, P1_FD: p1_fd, TASK_FD: task_fd})
     os.closerange(3, P1_FD)
     os.closerange(TASK_FD + 1, _max_fd())
     visible = filtered_env()
@@ -353,11 +350,8 @@ def _run_warm(  # pragma: no cover
     request = json.loads(data[:n_body])
     code = marshal.loads(data[n_body:]) if n_code else ValueError(request.get("load_error"))
     out_w, err_w, ev_w, ctl_r = fds
-    os.dup2(out_w, 1)
-    os.dup2(err_w, 2)
-    os.dup2(ev_w, EVENTS_FD)
-    os.dup2(ctl_r, CONTROL_FD)
-    for fd in (out_w, err_w, ev_w, ctl_r):
+    _place({1: out_w, 2: err_w, EVENTS_FD: ev_w, CONTROL_FD: ctl_r})
+    for fd in fds:
         if fd > CONTROL_FD:
             os.close(fd)
     _text_streams()
@@ -386,25 +380,31 @@ def _become_child(  # pragma: no cover
         signal.signal(signum, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)  # the fork server's; a task's own signal handlers must not write to it
     devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(out_w, 1)
-    os.dup2(err_w, 2)
-    # Park the two protocol pipes on fixed numbers, then drop every other inherited descriptor
-    # (other runs' pipes, database and queue sockets) so nothing leaks between runs.
-    ev = fcntl.fcntl(ev_w, fcntl.F_DUPFD, 10)  # above 5, so parking cannot clobber them
-    ctl = fcntl.fcntl(ctl_r, fcntl.F_DUPFD, 10)
-    st = fcntl.fcntl(st_w, fcntl.F_DUPFD, 10) if st_w is not None else None
-    os.dup2(ev, EVENTS_FD)
-    os.dup2(ctl, CONTROL_FD)
-    if st is not None:
-        os.dup2(st, STATUS_FD)
-    os.closerange((STATUS_FD if st is not None else CONTROL_FD) + 1, _max_fd())
+    # The pipes on fixed numbers, then drop every other inherited descriptor (other runs'
+    # pipes, database and queue sockets) so nothing leaks between runs.
+    places = {0: devnull, 1: out_w, 2: err_w, EVENTS_FD: ev_w, CONTROL_FD: ctl_r}
+    if st_w is not None:
+        places[STATUS_FD] = st_w
+    _place(places)
+    os.closerange(max(places) + 1, _max_fd())
     _text_streams()
     # Studio's own settings and secrets are not the task's business, nor its subprocesses'.
     visible = filtered_env()
     for name in list(os.environ):
         if name not in visible:
             del os.environ[name]
+
+
+def _place(places: dict[int, int]) -> None:  # pragma: no cover - runs in a run's processes
+    """Put descriptors on fixed numbers ({number: fd}), whatever numbers they have now: each is
+    first copied above every target, so that moving one never overwrites another that has yet
+    to move (a socket received on descriptor 8 that is to go on 9, while 8 is another's place).
+    The originals stay open: the caller closes what it no longer needs."""
+    above = max(places) + 1
+    parked = {number: fcntl.fcntl(fd, fcntl.F_DUPFD, above) for number, fd in places.items()}
+    for number, fd in parked.items():
+        os.dup2(fd, number)
+        os.close(fd)
 
 
 def _text_streams() -> None:  # pragma: no cover

@@ -1,0 +1,101 @@
+"""The fork server on its own, without a worker or a database: prepared sandboxes, and how a
+run's exit reaches the worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from runs.process import sandbox
+from runs.process.forkserver import ForkServer
+from runs.process.sandbox import Policy
+from tests.workers import wait_for
+
+pytestmark = pytest.mark.skipif(
+    sandbox.probe(sandbox.Policy()) is not None, reason="this kernel cannot sandbox runs"
+)
+
+TASKS = {
+    "noop.py": "from runs.definitions import task\n\n\n@task\ndef run(ctx):\n    return None\n",
+    # What a run can see of the process it was handed: modules left by another task file, and
+    # which descriptors are open.
+    "inside.py": (
+        "import os, sys\n\nfrom runs.definitions import task\n\n\n@task\ndef run(ctx):\n"
+        "    return {'task_modules': sorted(n for n in sys.modules if n.startswith('studio_tasks.')),\n"
+        "            'fds': sorted(int(n) for n in os.listdir('/proc/self/fd'))}\n"
+    ),
+    "exits.py": (
+        "import os\n\nfrom runs.definitions import task\n\n\n@task\ndef run(ctx):\n"
+        "    os._exit(ctx.input['code'])\n"
+    ),
+    "sleeps.py": (
+        "import time\n\nfrom runs.definitions import task\n\n\n@task\ndef run(ctx):\n"
+        "    print('started', flush=True)\n    time.sleep(60)\n"
+    ),
+}
+
+
+@pytest.fixture
+def tasks(tmp_path) -> Path:
+    # Not below /tmp, which a sandboxed run gets a fresh one of: below the project's var/.
+    folder = Path(__file__).resolve().parents[2] / "var" / "tests" / tmp_path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in TASKS.items():
+        (folder / name).write_text(source)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def server(tasks):
+    servers = []
+
+    def start(prepared: int = 1) -> ForkServer:
+        fs = ForkServer(tasks, Policy(mode="required", definitions=[str(tasks)], prepared=prepared))
+        fs.start()
+        servers.append(fs)
+        return fs
+
+    yield start
+    for fs in servers:
+        fs.stop()
+
+
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def _spawn(fs: ForkServer, tasks: Path, task_id: str, **input):
+    return fs.spawn(task_id, path=str(tasks / f"{task_id}.py"), input=input, limits=None)
+
+
+def _result(child) -> dict:
+    data = b""
+    while chunk := os.read(child.events_fd, 65536):
+        data += chunk
+    return next(
+        message for message in map(json.loads, data.splitlines()) if message.get("t") == "result"
+    )
+
+
+def test_every_prepared_sandbox_serves_a_run(server, tasks):
+    fs = server(prepared=4)
+    prepared = wait_for(
+        lambda: found if len(found := _children(fs.proc.pid)) == 4 else None,
+        message="four prepared sandboxes",
+    )
+    served = set()
+    for _ in range(4):
+        child = _spawn(fs, tasks, "noop")
+        assert _result(child)["ok"] is True
+        assert child.read_exit_code() == 0
+        served.add(child.pid)
+        child.close()
+    # Each run went to a sandbox set up before it arrived: none was lost to a mix-up of its
+    # descriptors, which would have sent its run the slow way (a process of its own).
+    assert served == prepared
