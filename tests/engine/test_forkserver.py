@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,16 @@ def test_every_prepared_sandbox_serves_a_run(server, tasks):
     # Each run went to a sandbox set up before it arrived: none was lost to a mix-up of its
     # descriptors, which would have sent its run the slow way (a process of its own).
     assert served == prepared
+
+
+def test_a_run_finds_nothing_of_the_rehearsal_in_its_process(server, tasks):
+    fs = server(prepared=1)
+    wait_for(lambda: len(_children(fs.proc.pid)) == 1, message="a prepared sandbox")
+    child = _spawn(fs, tasks, "inside")
+    output = _result(child)["output"]
+    assert child.read_exit_code() == 0
+    child.close()
+    assert output["task_modules"] == [m for m in output["task_modules"] if "inside" in m]
+    assert len(output["task_modules"]) == 1
+    # stdin, stdout, stderr, the events and control pipes, and the listing's own descriptor.
+    assert len(output["fds"]) == 6, output["fds"]
