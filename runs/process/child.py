@@ -77,7 +77,9 @@ class Child:
     stderr_fd: int
     events_fd: int
     control_fd: int
-    status_fd: int | None = None  # readable once the task's exit code is known (sandboxed)
+    # Sandboxed: the read end of the pipe on which the run's PID 1 writes the task's exit code
+    # (the worker's to read: forkserver.RemoteChild).
+    status_fd: int | None = None
 
 
 def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception, cgroup=None) -> Child:

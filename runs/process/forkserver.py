@@ -15,16 +15,21 @@ Not root, it first moves itself into a network namespace of its own with user-mo
 Protocol, one Unix stream connection per run:
   worker -> zygote   one JSON line: {"task_id", "path", "limits", "network", "input", "config",
                      "project_id", "run_id", "attempt"}
-  zygote -> worker   one JSON line {"pid": N} carrying the child's pipe ends as SCM_RIGHTS
-                     [stdout, stderr, events, control], or {"error": "..."}
-  zygote -> worker   later, one JSON line {"exit": code} once the task has exited (sandboxed:
-                     as the run's PID 1 reports it, before the namespaces are torn down;
-                     otherwise when the child is reaped); then EOF
+  zygote -> worker   one JSON line {"pid": N, "exit_pipe": bool} carrying the child's pipe ends
+                     as SCM_RIGHTS [stdout, stderr, events, control (, exit)], or {"error": "..."}
+  PID 1 -> worker    sandboxed: "<code>\n" on the exit pipe the moment the task has exited,
+                     before the namespaces are torn down (straight to the worker: one hop fewer)
+  zygote -> worker   one JSON line {"exit": code, "limit": name or null} once the child (PID 1
+                     when sandboxed) is reaped, then EOF: what a worker reads when there is no
+                     exit pipe, when PID 1 was killed before it could write, and for the limit
+                     the run's cgroup saw it run into
 The zygote compiles task files (never runs them: cached by mtime and size) and blocks Django
 imports before it forks, so each child only executes its own file's code. Sandboxed, it keeps
 one sandbox per worker thread set up ahead of time, its task process already forked and waiting
 (child.prepare_warm); a run with the default limits and network is handed to one (its pid is then
-the run's pid), and the next one is prepared after the reply.
+the run's pid). Sandboxes are prepared when the zygote is idle, so that setting one up does not
+compete with a run starting or ending; only when none is left is the next one prepared at once,
+after the reply.
 The socket lives in a private (0700) directory. The zygote dies with its worker; on the way out
 it kills every run's process group, and each child also dies with the zygote (PDEATHSIG).
 """
@@ -55,7 +60,10 @@ from .sandbox import _plan as sandbox_plan
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 IDLE_SECONDS = 0.02  # this long without a request or an exit counts as idle (cgroups.tidy)
+REFILL_IDLE_SECONDS = 0.002  # ... and this long, when no run is in flight (prepare sandboxes)
+REFILL_RETRY_SECONDS = 1.0  # after the kernel refused a prepared sandbox (say, out of processes)
 HANDSHAKE_TIMEOUT = 30.0
+REPORT_TIMEOUT = 10.0  # how long a worker waits for the zygote's report on a run that ended badly
 
 
 @dataclass
@@ -67,28 +75,60 @@ class RemoteChild:
     stderr_fd: int
     events_fd: int
     control_fd: int
-    status: socket.socket  # readable once the child has exited: {"exit": code}
+    status: socket.socket  # the zygote's report once the child has exited: {"exit", "limit"}
+    # Sandboxed: the pipe on which the run's PID 1 writes the task's exit code the moment the
+    # task ends (one hop fewer than through the zygote, which reports only once PID 1 is gone).
+    exit_fd: int | None = None
     limit: str | None = None  # the limit the run's cgroup saw it hit ({"exit", "limit"})
+
+    def exit_source(self) -> int | socket.socket:
+        """What becomes readable once the child has exited (for a selector)."""
+        return self.exit_fd if self.exit_fd is not None else self.status
 
     def read_exit_code(self) -> int | None:
         """The child's exit code (signal N -> 128+N), or None if the zygote died first."""
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = self.status.recv(4096)
-            if not chunk:
-                return None
-            data += chunk
-        reply = json.loads(data)
+        code = _read_code(self.exit_fd) if self.exit_fd is not None else None
+        if code == 0:
+            return 0  # a clean exit: no limit to look for
+        # Otherwise the zygote's report says which limit the run's cgroup saw it run into, and
+        # has the code when PID 1 could not say (it was killed with the run).
+        reply = self._report()
+        if reply is None:
+            return code
         self.limit = reply.get("limit")
-        return reply["exit"]
+        return code if code is not None else reply["exit"]
+
+    def _report(self) -> dict | None:
+        self.status.settimeout(REPORT_TIMEOUT)
+        data = b""
+        try:
+            while not data.endswith(b"\n"):
+                chunk = self.status.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+        except TimeoutError:
+            return None
+        return json.loads(data)
 
     def close(self) -> None:
-        for fd in (self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd):
+        for fd in (self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd, self.exit_fd):
+            if fd is None:
+                continue
             try:
                 os.close(fd)
             except OSError:
                 pass
         self.status.close()
+
+
+def _read_code(fd: int) -> int | None:
+    """The exit code PID 1 wrote ("<code>\n", one write), or None if it ended without one."""
+    try:
+        data = os.read(fd, 64)
+    except BlockingIOError:
+        return None
+    return int(data) if data.strip().isdigit() else None
 
 
 class ForkServer:
@@ -108,19 +148,22 @@ class ForkServer:
         try:
             conn.settimeout(HANDSHAKE_TIMEOUT)  # a stuck fork server must not hang the worker
             conn.sendall(json.dumps({"task_id": task_id, **request}, default=str).encode() + b"\n")
-            message, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+            message, fds, _, _ = socket.recv_fds(conn, 65536, 5)
             reply = json.loads(message.split(b"\n", 1)[0])
             if "error" in reply:
                 raise RuntimeError(reply["error"])
-            if len(fds) != 4:
-                raise RuntimeError(f"the fork server sent {len(fds)} descriptors, expected 4")
+            expected = 5 if reply.get("exit_pipe") else 4
+            if len(fds) != expected:
+                raise RuntimeError(
+                    f"the fork server sent {len(fds)} descriptors, expected {expected}"
+                )
             conn.settimeout(None)
         except BaseException:
             for fd in fds:
                 os.close(fd)
             conn.close()
             raise
-        return RemoteChild(reply["pid"], *fds, status=conn)
+        return RemoteChild(reply["pid"], *fds[:4], status=conn, exit_fd=fds[4] if fds[4:] else None)
 
     def start(self) -> None:
         with self.lock:
@@ -320,8 +363,20 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         cgroups.release_all()
         os._exit(0)
 
-    def refill() -> None:
-        while policy.enabled and len(prepared) < policy.prepared:
+    refill_after = [0.0]  # after a failed attempt, the next one waits a while
+
+    def short() -> bool:
+        return (
+            policy.enabled
+            and len(prepared) < policy.prepared
+            and time.monotonic() >= refill_after[0]
+        )
+
+    def refill(most: int) -> None:
+        """Prepare up to `most` sandboxes, without going over policy.prepared."""
+        for _ in range(most):
+            if not short():
+                return
             try:
                 cg = cgroups.claim(policy.limits)
                 try:
@@ -330,7 +385,8 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     cgroups.release(cg=cg)
                     raise
                 cgroups.track(warm.pid, cg)
-            except OSError:  # no process to spare now: the next run takes the slow path
+            except OSError:  # no process to spare now: runs take the slow path meanwhile
+                refill_after[0] = time.monotonic() + REFILL_RETRY_SECONDS
                 return
             prepared[warm.pid] = warm
 
@@ -365,7 +421,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     # What every fork shares stays shared: the children's garbage collector leaves it alone
     # instead of touching (and so copying) every page of it.
     gc.freeze()
-    refill()
+    refill(policy.prepared)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -379,9 +435,20 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(wake_r, selectors.EVENT_READ, "signal")
     while True:
-        ready = sel.select(IDLE_SECONDS if cgroups.pending() else None)
-        if not ready:  # nothing to do: a good moment to remove finished runs' cgroups
-            cgroups.tidy()
+        timeout = None
+        if short():
+            # Setting a sandbox up takes its P1 a few milliseconds of CPU: do it while no run
+            # is starting or ending, so that it does not compete with one on this machine's
+            # cores (a run in flight that is quiet this long is a long one).
+            timeout = REFILL_IDLE_SECONDS if not waiting else IDLE_SECONDS
+        elif cgroups.pending():
+            timeout = IDLE_SECONDS
+        ready = sel.select(timeout)
+        if not ready:  # nothing to do: prepare a sandbox, or remove finished runs' cgroups
+            if short():
+                refill(1)
+            else:
+                cgroups.tidy()
             continue
         for key, _ in ready:
             if key.data == "accept":
@@ -405,32 +472,21 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     conn.close()
                     continue
                 fds = [child.stdout_fd, child.stderr_fd, child.events_fd, child.control_fd]
+                if child.status_fd is not None:
+                    fds.append(child.status_fd)  # the worker reads the exit from PID 1 itself
+                reply = {"pid": child.pid, "exit_pipe": child.status_fd is not None}
                 try:
-                    socket.send_fds(conn, [json.dumps({"pid": child.pid}).encode() + b"\n"], fds)
+                    socket.send_fds(conn, [json.dumps(reply).encode() + b"\n"], fds)
                     conn.settimeout(None)
                     waiting[child.pid] = conn
-                    if child.status_fd is not None:
-                        sel.register(child.status_fd, selectors.EVENT_READ, ("status", child.pid))
                 except OSError:  # the worker went away: nobody would supervise this child
                     conn.close()
                     _kill_group(child.pid)
-                    if child.status_fd is not None:
-                        os.close(child.status_fd)
                 finally:
                     for fd in fds:
                         os.close(fd)
-                refill()  # after the reply: the next sandbox is set up off this run's path
-            elif isinstance(key.data, tuple):
-                # The run's PID 1 reports the task's exit (or hangs up if it was killed).
-                _, pid = key.data
-                try:
-                    data = os.read(key.fd, 64)
-                except OSError:
-                    data = b""
-                sel.unregister(key.fd)
-                os.close(key.fd)
-                if data.strip().isdigit():
-                    _report(waiting.pop(pid, None), int(data), cgroups.verdict(pid, int(data)))
+                if not prepared:
+                    refill(1)  # after the reply, off this run's path: the next run needs one
             else:
                 try:
                     while os.read(wake_r, 4096):
@@ -446,10 +502,9 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                         break
                     if netns.lost(pid):  # slirp4netns (not root): it says so itself
                         continue
-                    if pid in prepared:  # died unused: prepare another
+                    if pid in prepared:  # died unused: another is prepared when idle
                         prepared.pop(pid).close()
                         cgroups.release(pid)
-                        refill()
                         continue
                     code = exit_code_of(status)
                     _report(waiting.pop(pid, None), code, cgroups.verdict(pid, code))

@@ -256,7 +256,7 @@ class Supervisor:
         for name, fd in streams.items():
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ, name)
-        sel.register(child.status, selectors.EVENT_READ, "exit")  # the fork server reports the exit
+        sel.register(child.exit_source(), selectors.EVENT_READ, "exit")
         open_streams = set(streams)
         exit_report_by = float("inf")
         try:

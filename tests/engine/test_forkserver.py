@@ -113,3 +113,26 @@ def test_a_run_finds_nothing_of_the_rehearsal_in_its_process(server, tasks):
     assert len(output["task_modules"]) == 1
     # stdin, stdout, stderr, the events and control pipes, and the listing's own descriptor.
     assert len(output["fds"]) == 6, output["fds"]
+
+
+@pytest.mark.parametrize("prepared", [1, 0], ids=["prepared", "slow-path"])
+def test_the_exit_code_comes_from_the_runs_pid_1(server, tasks, prepared):
+    fs = server(prepared=max(prepared, 1))
+    limits = None if prepared else {"disk_mb": 50}  # limits of its own: the slow path
+    clean = fs.spawn("noop", path=str(tasks / "noop.py"), input={}, limits=limits)
+    assert clean.exit_fd is not None  # PID 1 says it to the worker directly
+    assert clean.read_exit_code() == 0
+    clean.close()
+    failed = fs.spawn("exits", path=str(tasks / "exits.py"), input={"code": 7}, limits=limits)
+    assert failed.read_exit_code() == 7
+    assert failed.limit is None
+    failed.close()
+
+
+def test_a_killed_run_still_gets_its_exit_code(server, tasks):
+    fs = server(prepared=1)
+    child = _spawn(fs, tasks, "sleeps")
+    wait_for(lambda: b"started" in os.read(child.stdout_fd, 100), message="the task to start")
+    os.killpg(child.pid, signal.SIGKILL)  # PID 1 dies too: the fork server's report says it
+    assert child.read_exit_code() == 128 + signal.SIGKILL
+    child.close()
