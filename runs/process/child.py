@@ -263,6 +263,7 @@ def hand_to_warm(warm: Warm, request: dict, code: CodeType | Exception) -> Child
         {**request, "load_error": str(code) if isinstance(code, Exception) else None}
     ).encode()
     compiled = b"" if isinstance(code, Exception) else marshal.dumps(code)
+    _promote(warm.pid)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     ev_r, ev_w = os.pipe()
@@ -293,6 +294,23 @@ def hand_to_warm(warm: Warm, request: dict, code: CodeType | Exception) -> Child
     )
 
 
+def _promote(p1: int) -> None:
+    """Give the prepared sandbox `p1` (and its task process) the CPU at the normal priority:
+    it was set up at idle priority (`_run_warm`), which only the fork server, as root, can lift.
+    A sandbox still being set up finishes at the normal priority too."""
+    pids = [p1]
+    try:
+        with open(f"/proc/{p1}/task/{p1}/children") as f:
+            pids += [int(pid) for pid in f.read().split()]
+    except OSError:
+        pass  # gone: the hand-off fails and the run takes the slow path
+    for pid in pids:
+        try:
+            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+
+
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:  # pragma: no cover
     chunks, left = [], size
     while left:
@@ -308,6 +326,12 @@ def _run_warm(  # pragma: no cover
     policy: sandbox.Policy, p1_fd: int, task_fd: int, cgroup=None
 ) -> int:
     """P1 of a prepared sandbox; returns (exits) in its task process once a run came."""
+    if policy.own_uids:
+        # Set up (and rehearse) only when no other process wants the CPU, so that preparing
+        # the next run's sandbox never slows down a run: the fork server restores the normal
+        # priority when it hands a run over (`_promote`: as root only; an ordinary user may
+        # lower a priority but not raise it back).
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     if cgroup is not None:
         try:
             cgroup.enter()  # runs/process/cgroups.py: before anything is forked
