@@ -27,7 +27,8 @@ TASKS = {
     "inside.py": (
         "import os, sys\n\nfrom runs.definitions import task\n\n\n@task\ndef run(ctx):\n"
         "    return {'task_modules': sorted(n for n in sys.modules if n.startswith('studio_tasks.')),\n"
-        "            'fds': sorted(int(n) for n in os.listdir('/proc/self/fd'))}\n"
+        "            'fds': sorted(int(n) for n in os.listdir('/proc/self/fd')),\n"
+        "            'policy': os.sched_getscheduler(0)}\n"
     ),
     "exits.py": (
         "import os\n\nfrom runs.definitions import task\n\n\n@task\ndef run(ctx):\n"
@@ -113,6 +114,20 @@ def test_a_run_finds_nothing_of_the_rehearsal_in_its_process(server, tasks):
     assert len(output["task_modules"]) == 1
     # stdin, stdout, stderr, the events and control pipes, and the listing's own descriptor.
     assert len(output["fds"]) == 6, output["fds"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can lift the idle priority again")
+def test_a_sandbox_is_prepared_at_idle_priority_and_its_run_runs_at_the_normal_one(server, tasks):
+    fs = server(prepared=1)
+    (p1,) = wait_for(lambda: _children(fs.proc.pid), message="a prepared sandbox")
+    task = wait_for(lambda: _children(p1), message="its task process")
+    # Both wait for their run at idle priority: setting them up took no CPU a run wanted.
+    assert os.sched_getscheduler(p1) == os.SCHED_IDLE
+    assert os.sched_getscheduler(next(iter(task))) == os.SCHED_IDLE
+    child = _spawn(fs, tasks, "inside")
+    assert _result(child)["output"]["policy"] == os.SCHED_OTHER
+    assert child.read_exit_code() == 0
+    child.close()
 
 
 @pytest.mark.parametrize("prepared", [1, 0], ids=["prepared", "slow-path"])
