@@ -12,10 +12,11 @@ Per run, a cgroup `studio-<fork server pid>/run-<n>` below the fork server's own
   max_processes  pids.max = max_processes + 1 (the run's init, P1, is Studio's own): fork
                  fails with EAGAIN past it, which the run reports as `process_limit`.
                  RLIMIT_NPROC is then not set.
-The fork server creates a run's cgroup before forking the run's first process (the warm
-sandbox's ahead of its run), that process moves itself in (`RunCgroup.enter`) before it forks
-anything, and the fork server removes the cgroup once it has reaped that process (the kernel has
-ended every process of the run's PID namespace by then), off any run's critical path.
+The fork server names a run's cgroup before forking the run's first process (the warm
+sandbox's ahead of its run); that process creates it (as root: otherwise the fork server has
+already) and moves itself in (`RunCgroup.enter`) before it forks anything, and the fork server
+removes the cgroup once it has reaped that process (the kernel has ended every process of the
+run's PID namespace by then), off any run's critical path.
 """
 
 from __future__ import annotations
@@ -64,10 +65,47 @@ class RunCgroup:
     version: int
     dirs: dict[str, str]  # controller -> directory (v2: the same directory for both)
     limits: dict = field(default_factory=dict)
+    made: bool = False  # the directories exist and hold the limits
+
+    def make(self) -> None:
+        """Create the directories and write the limits: in the fork server, or (as root) in the
+        run's first process, which then spends that time rather than the fork server."""
+        try:
+            for path in dict.fromkeys(self.dirs.values()):
+                os.mkdir(path)
+            self._limit()
+        except OSError:
+            self.remove()
+            raise
+        self.made = True
+
+    def _limit(self) -> None:
+        memory = self.limits.get("memory_mb")
+        if "memory" in self.dirs and memory:
+            path, size = self.dirs["memory"], str(int(memory) * 2**20)
+            if self.version == 2:
+                _write(os.path.join(path, "memory.max"), size)
+                if os.path.exists(os.path.join(path, "memory.swap.max")):
+                    _write(os.path.join(path, "memory.swap.max"), "0")
+            else:
+                _write(os.path.join(path, "memory.limit_in_bytes"), size)
+                if os.path.exists(os.path.join(path, "memory.memsw.limit_in_bytes")):
+                    _write(os.path.join(path, "memory.memsw.limit_in_bytes"), size)
+        processes = self.limits.get("max_processes")
+        if "pids" in self.dirs and processes:
+            pids_max = os.path.join(self.dirs["pids"], "pids.max")
+            _write(pids_max, str(int(processes) + EXTRA_PROCESSES))
 
     def enter(self) -> None:
-        """Move this process in (the run's first process, before it forks anything)."""
+        """Move this process in (the run's first process, before it forks anything), making
+        the cgroup first if the fork server left that to it."""
         global current
+        if not self.made:
+            try:
+                self.make()
+            except OSError as exc:
+                why = f"cannot create the run's cgroup: {exc}"
+                raise CgroupError(exc.errno, why) from None
         for path in dict.fromkeys(self.dirs.values()):
             try:
                 _write(os.path.join(path, "cgroup.procs"), "0")
@@ -131,7 +169,7 @@ class Cgroups:
         )
         return f"cgroup v{self.version} per run for {what}"
 
-    def new(self, limits: dict) -> RunCgroup:
+    def new(self, limits: dict, *, make: bool = True) -> RunCgroup:
         self.serial += 1
         name = f"run-{self.serial}"
         if self.version == 2:
@@ -140,30 +178,9 @@ class Cgroups:
         else:
             dirs = {c: os.path.join(parent, name) for c, parent in self.parents.items()}
         made = RunCgroup(self.version, dirs, limits)
-        try:
-            for path in dict.fromkeys(dirs.values()):
-                os.mkdir(path)
-            self._limit(made, limits)
-        except OSError:
-            made.remove()
-            raise
+        if make:
+            made.make()
         return made
-
-    def _limit(self, cg: RunCgroup, limits: dict) -> None:
-        memory = limits.get("memory_mb")
-        if "memory" in cg.dirs and memory:
-            path, size = cg.dirs["memory"], str(int(memory) * 2**20)
-            if self.version == 2:
-                _write(os.path.join(path, "memory.max"), size)
-                if os.path.exists(os.path.join(path, "memory.swap.max")):
-                    _write(os.path.join(path, "memory.swap.max"), "0")
-            else:
-                _write(os.path.join(path, "memory.limit_in_bytes"), size)
-                if os.path.exists(os.path.join(path, "memory.memsw.limit_in_bytes")):
-                    _write(os.path.join(path, "memory.memsw.limit_in_bytes"), size)
-        processes = limits.get("max_processes")
-        if "pids" in cg.dirs and processes:
-            _write(os.path.join(cg.dirs["pids"], "pids.max"), str(int(processes) + EXTRA_PROCESSES))
 
 
 # --- detection ----------------------------------------------------------------------------------
@@ -317,12 +334,13 @@ def _remove_parents(found: Cgroups) -> None:
             pass
 
 
-def claim(limits: dict) -> RunCgroup | None:
-    """A new cgroup with these limits for a run about to be forked (None: no cgroups here)."""
+def claim(limits: dict, *, make: bool = True) -> RunCgroup | None:
+    """A new cgroup with these limits for a run about to be forked (None: no cgroups here).
+    With `make=False` only its name is chosen: the run's first process makes it (as root)."""
     if active is None:
         return None
     try:
-        return active.new(limits)
+        return active.new(limits, make=make)
     except OSError as exc:
         raise CgroupError(exc.errno, f"cannot create a cgroup for the run: {exc}") from None
 

@@ -378,7 +378,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
             if not short():
                 return
             try:
-                cg = cgroups.claim(policy.limits)
+                cg = cgroups.claim(policy.limits, make=not policy.own_uids)
                 try:
                     warm = prepare_warm(policy, cg)
                 except OSError:
@@ -397,7 +397,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                 return hand_to_warm(ready, request, code)
             except OSError:  # it died meanwhile: start this run the slow way
                 _kill_group(ready.pid)
-        cg = cgroups.claim(policy.limits_for(request.get("limits")))
+        cg = cgroups.claim(policy.limits_for(request.get("limits")), make=not policy.own_uids)
         try:
             child = spawn(request, policy, code, cg)
         except BaseException:
