@@ -236,11 +236,13 @@ def fits_warm(request: dict) -> bool:
     return not request.get("limits") and request.get("network", True) is not False
 
 
-def prepare_warm(policy: sandbox.Policy, cgroup=None) -> Warm:
+def prepare_warm(policy: sandbox.Policy, cgroup=None, *, sibling: bool = False) -> Warm:
+    """Clone a prepared sandbox's P1 (with `sibling`, as a child of this process's parent: the
+    preparer's, runs/process/preparer.py) and return the sockets to it and its task process."""
     ours, theirs = socket.socketpair()
     task_ours, task_theirs = socket.socketpair()
     try:
-        pid = sandbox.clone_namespaces(policy)  # the prepared sandbox's PID 1
+        pid = sandbox.clone_namespaces(policy, sibling=sibling)  # the prepared sandbox's PID 1
     except OSError:
         for sock in (ours, theirs, task_ours, task_theirs):
             sock.close()

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 
-from . import cgroups, netns
+from . import cgroups, netns, preparer
 from .sandbox import Policy, block_django, guard_loopback, probe
 from .sandbox import _plan as sandbox_plan
 
@@ -364,16 +364,70 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         os._exit(0)
 
     refill_after = [0.0]  # after a failed attempt, the next one waits a while
+    # Sandboxes are set up by the preparer (runs/process/preparer.py) while it lives; by this
+    # process itself, when idle, if it died.
+    helper: list[preparer.Preparer] = []
+    reaped_unknown: list[int] = []  # P1s that died before the preparer's word of them arrived
 
     def short() -> bool:
+        asked = len(helper[0].asked) if helper else 0
         return (
             policy.enabled
-            and len(prepared) < policy.prepared
+            and len(prepared) + asked < policy.prepared
             and time.monotonic() >= refill_after[0]
         )
 
+    def top_up() -> None:
+        """Ask the preparer for the sandboxes missing."""
+        while helper and short():
+            try:
+                cg = cgroups.claim(policy.limits, make=False)
+            except OSError:
+                refill_after[0] = time.monotonic() + REFILL_RETRY_SECONDS
+                return
+            try:
+                helper[0].ask(cg)
+            except OSError:
+                cgroups.release(cg=cg)
+                lose_preparer()
+
+    def lose_preparer(*, reaped: bool = False) -> None:
+        if not helper:
+            return
+        gone = helper.pop()
+        try:
+            sel.unregister(gone.sock)
+        except (KeyError, ValueError, NameError):
+            pass  # not registered yet
+        gone.sock.close()
+        if not reaped:  # it may still live, of no use now (reaped, its pid is another's)
+            try:
+                os.kill(gone.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for cg in gone.asked.values():
+            cgroups.release(cg=cg)
+
+    def from_preparer() -> None:
+        try:
+            warm, cg = helper[0].receive()
+        except (OSError, ValueError):
+            lose_preparer()
+            return
+        if warm is None:  # the kernel refused (say, out of processes): try again later
+            cgroups.release(cg=cg)
+            refill_after[0] = time.monotonic() + REFILL_RETRY_SECONDS
+        elif warm.pid in reaped_unknown:
+            reaped_unknown.remove(warm.pid)
+            warm.close()
+            cgroups.release(cg=cg)
+        else:
+            prepared[warm.pid] = warm
+            cgroups.track(warm.pid, cg)
+        top_up()
+
     def refill(most: int) -> None:
-        """Prepare up to `most` sandboxes, without going over policy.prepared."""
+        """Prepare up to `most` sandboxes here, without going over policy.prepared."""
         for _ in range(most):
             if not short():
                 return
@@ -421,7 +475,9 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     # What every fork shares stays shared: the children's garbage collector leaves it alone
     # instead of touching (and so copying) every page of it.
     gc.freeze()
-    refill(policy.prepared)
+    if policy.enabled:
+        helper.append(preparer.start(policy))  # before any descriptor it need not hold
+        top_up()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -434,24 +490,31 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(wake_r, selectors.EVENT_READ, "signal")
+    if helper:
+        sel.register(helper[0].sock, selectors.EVENT_READ, "prepared")
     while True:
         timeout = None
-        if short():
-            # Setting a sandbox up takes its P1 a few milliseconds of CPU: do it while no run
-            # is starting or ending, so that it does not compete with one on this machine's
-            # cores (a run in flight that is quiet this long is a long one).
+        if short() and not helper:
+            # Setting a sandbox up here takes this process a millisecond or more: do it while
+            # no run is starting or ending (a run in flight that is quiet this long is a long
+            # one), so that a request does not wait for it.
             timeout = REFILL_IDLE_SECONDS if not waiting else IDLE_SECONDS
         elif cgroups.pending():
             timeout = IDLE_SECONDS
+        elif helper and policy.enabled and len(prepared) + len(helper[0].asked) < policy.prepared:
+            timeout = max(0.0, refill_after[0] - time.monotonic())  # asking again, after a wait
         ready = sel.select(timeout)
         if not ready:  # nothing to do: prepare a sandbox, or remove finished runs' cgroups
             if short():
-                refill(1)
+                top_up() if helper else refill(1)
             else:
                 cgroups.tidy()
             continue
         for key, _ in ready:
-            if key.data == "accept":
+            if key.data == "prepared":
+                if helper:
+                    from_preparer()
+            elif key.data == "accept":
                 try:
                     conn, _ = listener.accept()
                 except OSError:  # e.g. out of descriptors: that client sees the failure
@@ -485,7 +548,9 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                 finally:
                     for fd in fds:
                         os.close(fd)
-                if not prepared:
+                if helper:
+                    top_up()
+                elif not prepared:
                     refill(1)  # after the reply, off this run's path: the next run needs one
             else:
                 try:
@@ -502,10 +567,17 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                         break
                     if netns.lost(pid):  # slirp4netns (not root): it says so itself
                         continue
-                    if pid in prepared:  # died unused: another is prepared when idle
+                    if helper and pid == helper[0].pid:  # prepare here from now on
+                        lose_preparer(reaped=True)
+                        continue
+                    if pid in prepared:  # died unused: another is prepared
                         prepared.pop(pid).close()
                         cgroups.release(pid)
+                        top_up()
                         continue
+                    if pid not in waiting and helper and helper[0].asked:
+                        # Perhaps a P1 the preparer made whose word has yet to arrive.
+                        reaped_unknown[:] = [*reaped_unknown[-63:], pid]
                     code = exit_code_of(status)
                     _report(waiting.pop(pid, None), code, cgroups.verdict(pid, code))
                     cgroups.release(pid)  # the run is over: its cgroup goes

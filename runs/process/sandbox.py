@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import cgroups
 
+CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -252,8 +253,9 @@ def _relay(pid: int) -> None:  # pragma: no cover - the process that cloned P1 (
 _outer_ids: list[int] = []  # (uid, gid) of the process that cloned P1, for P1's id maps
 
 
-def clone_namespaces(policy: Policy, *, network: bool = True) -> int:
+def clone_namespaces(policy: Policy, *, network: bool = True, sibling: bool = False) -> int:
     """fork(2) straight into new namespaces: P1's pid here, 0 in P1 (PID 1 of its namespace).
+    With `sibling`, P1 is a child of this process's parent (CLONE_PARENT), not of this process.
 
     P1 must only run Studio's code, then call `enter()`, which forks the task with os.fork (see
     the module docstring). Raises SandboxError here when the kernel refuses."""
@@ -266,6 +268,8 @@ def clone_namespaces(policy: Policy, *, network: bool = True) -> int:
         flags |= CLONE_NEWNET
     if not policy.own_uids:  # a user namespace of its own maps the run to an unprivileged id
         flags |= CLONE_NEWUSER
+    if sibling:
+        flags |= CLONE_PARENT
     # Read here: in P1, inside a user namespace not mapped yet, getuid() says 65534.
     _outer_ids[:] = [os.getuid(), os.getgid()]
     pid = _pylibc.syscall(SYS_CLONE, ctypes.c_ulong(flags), None, None, None, None)

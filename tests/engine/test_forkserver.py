@@ -68,8 +68,17 @@ def server(tasks):
 
 
 def _children(pid: int) -> set[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return {int(p) for p in f.read().split()}
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def _sandboxes(fs: ForkServer) -> set[int]:
+    """The fork server's prepared sandboxes: its children (P1s) whose task process is forked
+    and waiting (the preparer is its child too, but has none of its own)."""
+    return {pid for pid in _children(fs.proc.pid) if _children(pid)}
 
 
 def _spawn(fs: ForkServer, tasks: Path, task_id: str, **input):
@@ -88,7 +97,7 @@ def _result(child) -> dict:
 def test_every_prepared_sandbox_serves_a_run(server, tasks):
     fs = server(prepared=4)
     prepared = wait_for(
-        lambda: found if len(found := _children(fs.proc.pid)) == 4 else None,
+        lambda: found if len(found := _sandboxes(fs)) == 4 else None,
         message="four prepared sandboxes",
     )
     served = set()
@@ -105,7 +114,7 @@ def test_every_prepared_sandbox_serves_a_run(server, tasks):
 
 def test_a_run_finds_nothing_of_the_rehearsal_in_its_process(server, tasks):
     fs = server(prepared=1)
-    wait_for(lambda: len(_children(fs.proc.pid)) == 1, message="a prepared sandbox")
+    wait_for(lambda: len(_sandboxes(fs)) == 1, message="a prepared sandbox")
     child = _spawn(fs, tasks, "inside")
     output = _result(child)["output"]
     assert child.read_exit_code() == 0
@@ -119,7 +128,7 @@ def test_a_run_finds_nothing_of_the_rehearsal_in_its_process(server, tasks):
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can lift the idle priority again")
 def test_a_sandbox_is_prepared_at_idle_priority_and_its_run_runs_at_the_normal_one(server, tasks):
     fs = server(prepared=1)
-    (p1,) = wait_for(lambda: _children(fs.proc.pid), message="a prepared sandbox")
+    (p1,) = wait_for(lambda: _sandboxes(fs), message="a prepared sandbox")
     task = wait_for(lambda: _children(p1), message="its task process")
     # Both wait for their run at idle priority: setting them up took no CPU a run wanted.
     assert os.sched_getscheduler(p1) == os.SCHED_IDLE
@@ -151,3 +160,36 @@ def test_a_killed_run_still_gets_its_exit_code(server, tasks):
     os.killpg(child.pid, signal.SIGKILL)  # PID 1 dies too: the fork server's report says it
     assert child.read_exit_code() == 128 + signal.SIGKILL
     child.close()
+
+
+def test_a_prepared_sandbox_that_dies_before_its_run_is_replaced(server, tasks):
+    fs = server(prepared=2)
+    first = wait_for(lambda: found if len(found := _sandboxes(fs)) == 2 else None)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: len(found := _sandboxes(fs)) == 2 and victim not in found,
+        message="a new sandbox in place of the killed one",
+    )
+    for _ in range(3):
+        child = _spawn(fs, tasks, "noop")
+        assert _result(child)["ok"] is True
+        assert child.read_exit_code() == 0
+        child.close()
+
+
+def test_without_its_preparer_the_fork_server_prepares_sandboxes_itself(server, tasks):
+    fs = server(prepared=2)
+    sandboxes = wait_for(lambda: found if len(found := _sandboxes(fs)) == 2 else None)
+    (preparer,) = _children(fs.proc.pid) - sandboxes
+    os.kill(preparer, signal.SIGKILL)
+    wait_for(lambda: preparer not in _children(fs.proc.pid), message="the preparer reaped")
+    served = set()
+    for _ in range(4):  # the two prepared before, then two the fork server prepared itself
+        child = _spawn(fs, tasks, "noop")
+        assert _result(child)["ok"] is True
+        assert child.read_exit_code() == 0
+        served.add(child.pid)
+        child.close()
+        wait_for(lambda: len(_sandboxes(fs)) == 2, message="the sandboxes prepared again")
+    assert sandboxes <= served
