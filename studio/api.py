@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import re_path
@@ -29,6 +27,7 @@ from runs.api.operations import router as operations_router
 from runs.api.schedules import router as schedules_router
 from runs.api.webhooks import router as webhooks_router
 from runs.api.workflows import router as workflows_router
+from runs.db import fewer_health_checks
 from runs.models import ApiToken
 from runs.validation import loads_json
 
@@ -74,7 +73,7 @@ class TokenAuth(HttpBearer):
         return self.authenticate(request, token)
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        _fewer_health_checks()
+        fewer_health_checks()
         if "\x00" in token:
             return None  # no token holds one, and PostgreSQL cannot even be asked
         api_token = tokens.authenticate(token.strip())
@@ -84,31 +83,6 @@ class TokenAuth(HttpBearer):
         if request.method not in SAFE_METHODS and not api_token.can_write:
             raise ApiError(403, "this API token is read-only", code="read_only_token")
         return api_token
-
-
-HEALTH_CHECK_EVERY_SECONDS = 1.0
-
-
-def _fewer_health_checks() -> None:
-    """Ping the database before an API request's first query at most once a second per
-    connection, not before every request.
-
-    With CONN_HEALTH_CHECKS (on for PostgreSQL) Django sends `SELECT 1` ahead of each request's
-    first query: a second round trip for a GET that needs one, and the biggest cost left on the
-    API's hot reads. A connection that answered less than a second ago is trusted instead; if
-    the database went away in that second, the query fails, the API answers 503 with
-    Retry-After (clients retry), and Django drops the connection at the end of the request.
-    """
-    conn = connections[DEFAULT_DB_ALIAS]
-    if not conn.health_check_enabled or conn.health_check_done:
-        return  # not connected yet (connecting checks), checks off, or done this request
-    now = time.monotonic()
-    if now - getattr(conn, "studio_health_checked_at", -HEALTH_CHECK_EVERY_SECONDS) < (
-        HEALTH_CHECK_EVERY_SECONDS
-    ):
-        conn.health_check_done = True
-    else:
-        conn.studio_health_checked_at = now  # Django pings before this request's first query
 
 
 class StudioAPI(NinjaAPI):

@@ -19,11 +19,12 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
 from .. import lifecycle, metrics
+from ..db import fewer_health_checks
 from ..definitions import TaskDefinition, discover
 from ..logs import bind, log_context
 from ..models import Run, RunStatus
@@ -82,7 +83,15 @@ def execute(run_id: str, task_id: str | None = None) -> None:
     """Entry point of the Huey task: run one attempt of `run_id` if it is ours to run."""
     with log_context(run_id=run_id, worker=worker_name()):
         try:
-            claimed = claim(run_id, task_id)
+            fewer_health_checks()
+            try:
+                claimed = claim(run_id, task_id)
+            except (OperationalError, InterfaceError):
+                # The connection may have died since it was last used (it is pinged at most
+                # once a second): once more, on a new one. A claim that did commit before the
+                # answer was lost finds the run taken and leaves it to the sweeper, as before.
+                connection.close()
+                claimed = claim(run_id, task_id)
             if claimed is not None:
                 from .supervisor import Supervisor
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from huey.contrib.djhuey import HUEY
 
 from runs import service
@@ -66,6 +67,26 @@ def test_a_pending_run_whose_queue_message_was_lost_is_re_enqueued(start_test_wo
 
     start_test_worker(STUDIO_REQUEUE_AFTER_SECONDS=0.5, STUDIO_SWEEP_SECONDS=0.3)
     wait_status(run, "completed")
+    assert event_types(run).count("run.started") == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="cuts PostgreSQL connections")
+def test_a_worker_whose_database_connection_was_cut_takes_the_next_run_at_once(
+    start_test_worker, create
+):
+    # One thread, so that the next run meets the very connection that was cut; the sweeper
+    # would re-enqueue a run whose message was lost only after ten minutes here: the worker
+    # itself must cope with the dead connection.
+    start_test_worker(workers=1, STUDIO_REQUEUE_AFTER_SECONDS=600)
+    wait_status(create("counter"), "completed")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+    run = create("counter")  # claimed within a second of the last run: no ping first
+    wait_status(run, "completed", timeout=10)
     assert event_types(run).count("run.started") == 1
 
 
