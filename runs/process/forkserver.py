@@ -27,9 +27,9 @@ The zygote compiles task files (never runs them: cached by mtime and size) and b
 imports before it forks, so each child only executes its own file's code. Sandboxed, it keeps
 one sandbox per worker thread set up ahead of time, its task process already forked and waiting
 (child.prepare_warm); a run with the default limits and network is handed to one (its pid is then
-the run's pid). Sandboxes are prepared when the zygote is idle, so that setting one up does not
-compete with a run starting or ending; only when none is left is the next one prepared at once,
-after the reply.
+the run's pid). The preparer (preparer.py, a process of the zygote's, at idle priority as root)
+sets them up and the zygote asks it for another after each reply, so that a request never waits
+while a sandbox is cloned; if the preparer dies, the zygote prepares them itself, when idle.
 The socket lives in a private (0700) directory. The zygote dies with its worker; on the way out
 it kills every run's process group, and each child also dies with the zygote (PDEATHSIG).
 """

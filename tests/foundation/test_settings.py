@@ -148,6 +148,18 @@ def test_a_postgres_url_parses_into_connection_settings():
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["NAME"], db["USER"], db["PASSWORD"]) == ("runs", "studio", "p@ss")
     assert (db["HOST"], db["PORT"]) == ("db.internal", "6543")
+    assert db["OPTIONS"] == {
+        "sslmode": "require",
+        "server_side_binding": True,
+        "prepare_threshold": 5,
+    }
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler(monkeypatch):
+    monkeypatch.setenv("STUDIO_DB_PREPARED_STATEMENTS", "false")
+
+    db = database_from_url("postgres://studio@db/runs?sslmode=require")
+
     assert db["OPTIONS"] == {"sslmode": "require"}
 
 
