@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from . import summary
+from . import cpu, summary
 
 NOOP_TASK = (
     "from runs.definitions import task\n\n\n@task(name='No-op')\ndef run(ctx):\n    return None\n"
@@ -106,7 +106,7 @@ class EngineBench:
             huey, noop = raw_huey()
             results = {
                 "raw": self.measure_raw(huey, noop, opts),
-                "studio": self.measure_studio(opts),
+                "studio": self.measure_studio(opts, studio_proc.pid),
             }
             if "workflows" in self.sections:
                 from runs.bench import workflows as workflow_bench
@@ -164,7 +164,7 @@ class EngineBench:
             result["throughput"] = opts["runs"] / elapsed
         return result
 
-    def measure_studio(self, opts) -> dict:
+    def measure_studio(self, opts, worker_pid: int) -> dict:
         from runs import service
         from runs.models import Project, Run, RunEvent
 
@@ -211,6 +211,7 @@ class EngineBench:
             )
 
         if "throughput" in self.sections:
+            before = cpu.snapshot(worker_pid)
             t0 = time.time()
             ids = [
                 service.create_run(project, target="task:noop").run.pk for _ in range(opts["runs"])
@@ -218,6 +219,7 @@ class EngineBench:
             wait_done(ids, 300, 0.02)
             elapsed = time.time() - t0
             result["throughput"] = opts["runs"] / elapsed
+            result.update(cpu.per_run(before, cpu.snapshot(worker_pid), opts["runs"]))
             result["failed"] = Run.objects.filter(pk__in=ids).exclude(status="completed").count()
 
         if "logs" in self.sections:
@@ -275,6 +277,7 @@ class EngineBench:
             )
         if "failed" in st:
             w(f"throughput runs not completed: {st['failed']}")
+        cpu.report(w, st)
         w("raw huey stores each no-op's result (its start time), as Studio stores each run's.\n")
         if "workflows" in r:
             from runs.bench import workflows as workflow_bench

@@ -135,6 +135,22 @@ def report(write: Callable[[str], None], invocations: list[dict]) -> None:
         "Ratios are taken within each invocation, then their median. Judge these on PostgreSQL "
         "+ Redis on a machine otherwise quiet; any figure is worse under load.\n"
     )
+    _cpu_budget(write, invocations)
+
+
+def _cpu_budget(write: Callable[[str], None], invocations: list[dict]) -> None:
+    """The CPU a no-op run cost each part (runs/bench/cpu.py), median over the invocations."""
+    from .cpu import PARTS
+
+    keys = [f"studio_cpu_{part.replace(' ', '_')}" for part in PARTS] + ["studio_cpu_total"]
+    if not all(key in figures for figures in invocations for key in keys):
+        return
+    write("CPU per no-op run in the throughput phase, ms (median; each value in brackets)")
+    for label, key in zip([*PARTS, "total"], keys, strict=True):
+        values = [figures[key] for figures in invocations]
+        each = " / ".join(f"{v:.2f}" for v in values)
+        write(f"  {label:<16}{statistics.median(values):>8.2f}  ({each})")
+    write("")
 
 
 def _fmt(value: float) -> str:
