@@ -2,8 +2,9 @@
 
     python scripts/bench_spawn.py [N] [--limits] [--no-cgroups]   (from the tree to measure)
 
-CPU per run = the fork server's own CPU plus that of every process it reaped (the runs),
-from /proc/<fork server>/stat (utime+stime+cutime+cstime), divided by N. --limits gives each
+CPU per run = the fork server's own CPU plus that of every process it reaped (the runs) and of
+its children alive at the time (its preparer, the prepared sandboxes), from /proc/<pid>/stat
+(utime+stime+cutime+cstime), divided by N. --limits gives each
 run limits of its own, so it takes the slow path instead of the prepared sandbox.
 """
 
@@ -24,8 +25,20 @@ from runs.process.sandbox import Policy  # noqa: E402
 
 
 def cpu_ms(pid: int) -> float:
+    """CPU of `pid`, of what it reaped, and of its children alive now (the preparer, the
+    prepared sandboxes), in milliseconds."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) * 1000 / os.sysconf("SC_CLK_TCK")
+    total = sum(int(x) for x in fields[11:15]) * 1000 / os.sysconf("SC_CLK_TCK")
+    try:
+        children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            total += cpu_ms(int(child))
+        except OSError:
+            pass  # reaped meanwhile: then counted above, or in the next reading
+    return total
 
 
 def main() -> None:
