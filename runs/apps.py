@@ -29,7 +29,10 @@ class RunsConfig(AppConfig):
 
         notify.use_wire_format(run_to_wire)
         lifecycle.on_terminal(
-            notify.queue_notifications, phase="in_transaction", only_if=notify.has_targets
+            notify.queue_notifications,
+            phase="in_transaction",
+            only_if=notify.has_targets,
+            only_if_sql=notify.has_targets_sql,
         )
         # A workflow run advances when one of its children ends.
         hooks.register()

@@ -91,7 +91,8 @@ def scrub(value):
     return value
 
 
-def _to_json(payload) -> str:
+def payload_json(payload) -> str:
+    """An event's payload as the JSON text stored."""
     return payload if isinstance(payload, RawJSON) else json.dumps(payload, default=str)
 
 
@@ -125,7 +126,7 @@ def insert_events(run_id: str, rows: list) -> None:
             # A short run's few events: one INSERT is one round trip, COPY takes two.
             params = []
             for event_type, payload, created_at in rows:
-                params += (run_id, event_type, _to_json(payload), created_at)
+                params += (run_id, event_type, payload_json(payload), created_at)
             values = ", ".join(["(%s, %s, %s::jsonb, %s)"] * len(rows))
             cursor.execute(
                 f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES {values}",
@@ -141,7 +142,7 @@ def insert_events(run_id: str, rows: list) -> None:
                 if created_at is not last_at:
                     last_at, stamp = created_at, created_at.isoformat()
                 lines.append(
-                    f"{run_id}\t{_copy_text(event_type)}\t{_copy_text(_to_json(payload))}\t{stamp}\n"
+                    f"{run_id}\t{_copy_text(event_type)}\t{_copy_text(payload_json(payload))}\t{stamp}\n"
                 )
             sql = f"COPY {table} (run_id, event_type, payload, created_at) FROM STDIN"
             with cursor.cursor.copy(sql) as copy:
@@ -152,7 +153,7 @@ def insert_events(run_id: str, rows: list) -> None:
             for event_type, payload, created_at in rows:
                 if created_at is not last_at:
                     last_at, stamp = created_at, adapt(created_at)
-                params.append((run_id, event_type, _to_json(payload), stamp))
+                params.append((run_id, event_type, payload_json(payload), stamp))
             with transaction.atomic():  # in autocommit, executemany would commit every row
                 cursor.executemany(
                     f"INSERT INTO {table} (run_id, event_type, payload, created_at) VALUES (%s, %s, %s, %s)",

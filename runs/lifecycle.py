@@ -44,7 +44,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import metrics
-from .events import insert_events
+from .events import SMALL_BATCH, LogLines, insert_events, payload_json
 from .models import Run, RunEvent, RunStatus
 from .queue import enqueue
 
@@ -70,19 +70,29 @@ _release_hooks: list[Hook] = []
 # do for a run. Without one, every terminal transition pays the hook's savepoint (two round
 # trips) even when it writes nothing.
 _only_if: dict[Hook, Callable[[Run], bool]] = {}
+# ... and the same test as SQL over the run's row: with every in-transaction hook's, a terminal
+# transition whose hooks have nothing to do is one statement (`_move`).
+_only_if_sql: dict[Hook, Callable[[], str]] = {}
 
 
 def on_terminal(
-    fn: Hook, phase: Phase = "after_commit", *, only_if: Callable[[Run], bool] | None = None
+    fn: Hook,
+    phase: Phase = "after_commit",
+    *,
+    only_if: Callable[[Run], bool] | None = None,
+    only_if_sql: Callable[[], str] | None = None,
 ) -> Hook:
     """Call `fn(run)` whenever a run reaches completed, failed or cancelled. An in-transaction
-    hook may name `only_if(run)`: a read-only test, run first, outside the hook's savepoint."""
+    hook may name `only_if(run)`: a read-only test, run first, outside the hook's savepoint; and
+    `only_if_sql()`: that test as a SQL condition on the run's row (the runs table by name)."""
     if phase not in _terminal_hooks:
         raise ValueError(f"phase must be 'in_transaction' or 'after_commit', not {phase!r}")
+    if (only_if is not None or only_if_sql is not None) and phase != "in_transaction":
+        raise ValueError("only_if and only_if_sql are for in_transaction hooks")
     if only_if is not None:
-        if phase != "in_transaction":
-            raise ValueError("only_if is for in_transaction hooks")
         _only_if[fn] = only_if
+    if only_if_sql is not None:
+        _only_if_sql[fn] = only_if_sql
     if fn not in _terminal_hooks[phase]:
         _terminal_hooks[phase].append(fn)
     return fn
@@ -102,9 +112,10 @@ def _call(fn: Hook, run: Run, what: str) -> None:
         log.exception("%s hook %s failed for %s", what, getattr(fn, "__qualname__", fn), run.pk)
 
 
-def _run_hooks(run: Run, *, terminal: bool, released: bool) -> None:
-    """Inside the transition's transaction, right after it was written."""
-    if terminal:
+def _run_hooks(run: Run, *, terminal: bool, released: bool, in_transaction: bool = True) -> None:
+    """Inside the transition's transaction, right after it was written (`in_transaction=False`:
+    after a transition written in one statement, which made sure those hooks had nothing to do)."""
+    if terminal and in_transaction:
         for fn in _terminal_hooks["in_transaction"]:
             test = _only_if.get(fn)
             if test is not None and not test(run):
@@ -147,18 +158,79 @@ def _move(
     `guard` is what the row must still look like; 0 rows means another writer got there first,
     and nothing is written. On success `run` carries the new values."""
     fields = {**fields, "updated_at": now}
+    rows = list(events)
+    if event is not None:
+        rows.append((event[0], event[1], now))
+    terminal = fields.get("status", run.status) in _TERMINAL
+    written = _move_in_one_statement(run.pk, fields, guard, rows, terminal)
+    if written:
+        for name, value in fields.items():
+            setattr(run, name, value)
+        _run_hooks(run, terminal=terminal, released=released, in_transaction=False)
+        return True
+    if written is False:
+        return False
     with transaction.atomic():
         if not _update(run.pk, fields, guard):
             return False
-        rows = list(events)
-        if event is not None:
-            rows.append((event[0], event[1], now))
         if rows:
             insert_events(run.pk, rows)
         for name, value in fields.items():
             setattr(run, name, value)
-        _run_hooks(run, terminal=run.status in _TERMINAL, released=released)
+        _run_hooks(run, terminal=terminal, released=released)
     return True
+
+
+def _move_in_one_statement(
+    run_id: str, fields: dict[str, Any], guard: Q, rows: list, terminal: bool
+) -> bool | None:
+    """PostgreSQL, outside a transaction: the UPDATE and its events in one statement, atomic by
+    itself, so one round trip instead of five (BEGIN, UPDATE, INSERT, a hook's test, COMMIT).
+
+    True: written. False: the guard did not match (another writer got there first). None: this
+    transition needs the transaction: another database or a caller's transaction, rows that are
+    not a few plain events, or an in-transaction hook that may have work (its SQL test is part of
+    the UPDATE's condition, so such a run matches nothing here and the transaction writes it)."""
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or len(rows) > SMALL_BATCH
+        or any(isinstance(row, LogLines) for row in rows)
+    ):
+        return None
+    conditions = []
+    if terminal:
+        for hook in _terminal_hooks["in_transaction"]:
+            if hook not in _only_if_sql:
+                return None
+            conditions.append(_only_if_sql[hook]())
+    update = _update_sql(run_id, fields, guard)
+    if update is None:
+        return None
+    sql, params = update
+    quote = connection.ops.quote_name
+    pk = quote(Run._meta.pk.column)
+    for condition in conditions:
+        sql += f" AND NOT ({condition})"
+    sql = f"WITH u AS ({sql} RETURNING {pk})"
+    if rows:
+        values = ", ".join(["(%s::int, %s::text, %s::jsonb, %s::timestamptz)"] * len(rows))
+        sql += (
+            f", e AS (INSERT INTO {quote(RunEvent._meta.db_table)} "
+            "(run_id, event_type, payload, created_at) "
+            f"SELECT u.{pk}, v.t, v.p, v.c FROM u CROSS JOIN (VALUES {values}) AS v(n, t, p, c) "
+            "ORDER BY v.n)"
+        )
+        for n, (event_type, payload, created_at) in enumerate(rows):
+            params += [n, event_type, payload_json(payload), created_at]
+    sql += " SELECT count(*) FROM u"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (written,) = cursor.fetchone()
+    if written:
+        metrics.events_written(len(rows))
+        return True
+    return None if conditions else False
 
 
 _TERMINAL = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
@@ -170,6 +242,16 @@ def _update(run_id: str, fields: dict[str, Any], guard: Q) -> int:
     Every transition pays this, so it is written as one SQL statement directly: the ORM's
     queryset and compiler cost more CPU than the rest of a transition together. Guards are ANDs
     of `field=value` and `field__isnull=bool`; anything else goes through the ORM."""
+    update = _update_sql(run_id, fields, guard)
+    if update is None:
+        return Run.objects.filter(guard, pk=run_id).update(**fields)
+    with connection.cursor() as cursor:
+        cursor.execute(*update)
+        return cursor.rowcount
+
+
+def _update_sql(run_id: str, fields: dict[str, Any], guard: Q) -> tuple[str, list] | None:
+    """The UPDATE of `_update` as SQL and its values, or None if `guard` is not plain."""
     params: list[Any] = []
     quote = connection.ops.quote_name
     sets = []
@@ -179,15 +261,13 @@ def _update(run_id: str, fields: dict[str, Any], guard: Q) -> int:
         params.append(field.get_db_prep_save(value, connection))
     where = _guard_sql(guard, params)
     if where is None:
-        return Run.objects.filter(guard, pk=run_id).update(**fields)
+        return None
     params.append(run_id)
     sql = (
         f"UPDATE {quote(Run._meta.db_table)} SET {', '.join(sets)} "
         f"WHERE {where} AND {quote(Run._meta.pk.column)} = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return sql, params
 
 
 _FIELDS = {f.name: f for f in Run._meta.concrete_fields} | {

@@ -145,6 +145,19 @@ def has_targets(run: Run) -> bool:
         return cursor.fetchone() is not None
 
 
+def has_targets_sql() -> str:
+    """`has_targets` as a SQL condition on the run's row (the runs table by its name), so that
+    a run's ending can be written in one statement when its project has no target."""
+    meta = NotificationTarget._meta
+    quote = connection.ops.quote_name
+    return (
+        f"EXISTS (SELECT 1 FROM {quote(meta.db_table)} t WHERE "
+        f"t.{quote(meta.get_field('project').column)} = "
+        f"{quote(Run._meta.db_table)}.{quote(Run._meta.get_field('project').column)} "
+        f"AND t.{quote(meta.get_field('enabled').column)})"
+    )
+
+
 def queue_notifications(run: Run) -> int:
     """The in-transaction terminal hook: one outbox row per target that wants this outcome."""
     targets = list(NotificationTarget.objects.filter(project_id=run.project_id, enabled=True))
