@@ -56,6 +56,8 @@ class TaskDefinition:
     path: str = ""
     limits: dict | None = None  # per-run limits over STUDIO_RUN_* (runs/process/sandbox.py)
     network: bool = True  # False: the run gets no network at all
+    # True: its runs are served one after another by a warm process (runs/worker/reuse.py)
+    reuse_process: bool = False
 
     @property
     def target(self) -> str:
@@ -104,6 +106,7 @@ _OPTION_NAMES = {
     "concurrency_limit",
     "limits",
     "network",
+    "reuse_process",
 }
 LIMIT_NAMES = ("memory_mb", "cpu_seconds", "max_processes", "max_file_mb", "disk_mb")
 # What the web and worker processes learn about a task: everything but the code.
@@ -121,6 +124,7 @@ DATA_FIELDS = (
     "path",
     "limits",
     "network",
+    "reuse_process",
 )
 
 
@@ -139,6 +143,7 @@ def definition_from_data(data: dict) -> TaskDefinition:
     fields["env_allowlist"] = tuple(allow) if allow is not None else None
     fields["schedulable"] = bool(fields["schedulable"])
     fields["network"] = fields["network"] is not False
+    fields["reuse_process"] = fields["reuse_process"] is True
     fields["description"] = fields["description"] or ""
     return TaskDefinition(run=None, **fields)
 
@@ -331,8 +336,9 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
         for key, value in limits.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"limits[{key!r}] must be a positive integer, got {value!r}")
-    if not isinstance(o.get("network", True), bool):
-        raise ValueError(f"network must be True or False, got {o['network']!r}")
+    for key, default in (("network", True), ("reuse_process", False)):
+        if not isinstance(o.get(key, default), bool):
+            raise ValueError(f"{key} must be True or False, got {o[key]!r}")
     allow = o.get("env_allowlist")
     if allow is not None and (
         not isinstance(allow, list | tuple | set | frozenset)
@@ -359,6 +365,7 @@ def _build_definition(task_id: str, path: Path, spec: _TaskSpec) -> TaskDefiniti
         path=str(path),
         limits=dict(limits) if limits else None,
         network=o.get("network", True),
+        reuse_process=o.get("reuse_process", False),
     )
 
 

@@ -270,6 +270,10 @@ BROKEN_FILES = {
         SIMPLE_TASK.replace("@task", "@task(schedulable='no')"),
         "schedulable must be True or False",
     ),
+    "reuse_process a string": (
+        SIMPLE_TASK.replace("@task", "@task(reuse_process='yes')"),
+        "reuse_process must be True or False, got 'yes'",
+    ),
     "name not a string": (
         SIMPLE_TASK.replace("@task", "@task(name=42)"),
         "name must be a string",

@@ -26,18 +26,22 @@ def sandboxed(root):
 def test_definitions_come_back_as_data_without_code(tasks_dir):
     (tasks_dir / "good.py").write_text(
         "from runs.definitions import task\n\n"
-        "@task(name='Good', limits={'memory_mb': 64}, network=False, timeout_seconds=5)\n"
+        "@task(name='Good', limits={'memory_mb': 64}, network=False, timeout_seconds=5,\n"
+        "      reuse_process=True)\n"
         "async def run(ctx):\n    return 1\n"
     )
+    (tasks_dir / "plain.py").write_text(SIMPLE_TASK)
     found = sandboxed(tasks_dir).discover()
     good = found.get("good")
     assert good.run is None
-    assert (good.name, good.limits, good.network, good.timeout_seconds) == (
+    assert (good.name, good.limits, good.network, good.timeout_seconds, good.reuse_process) == (
         "Good",
         {"memory_mb": 64},
         False,
         5,
+        True,
     )
+    assert found.get("plain").reuse_process is False
     assert good.path == str(tasks_dir / "good.py")
 
 
