@@ -8,6 +8,13 @@ The child never touches the database. It talks to its parent through pipes:
   fd 1 / fd 2   the task's stdout and stderr (also those of anything it spawns)
   events pipe   JSON lines: {"t": "event", ...} from ctx.emit / ctx.progress, then one {"t": "result"}
   control pipe  the parent writes one byte to it when the run is to be cancelled
+
+A reused process (`@task(reuse_process=True)`, request {"reuse": true}) gets no run pipes at
+start but a socket to the worker (`_serve`). On it, per run:
+  worker -> task   the run's request and its four pipe ends (`send_run`), which the process puts
+                   on fds 1-4 for the run and replaces with /dev/null after it
+  task -> worker   one line {"done": exit code, "cpu_ms": its CPU time so far, "last": bool}
+EOF from the worker ends the process (exit 0).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import io
 import json
 import marshal
 import os
+import resource
 import select
 import signal
 import socket
@@ -29,13 +37,15 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from ..definitions import TaskContext, filtered_env, load_task_file
+from ..definitions import TaskContext, TaskDefinition, filtered_env, load_task_file
 from . import cgroups, sandbox
 from .runner import error_dict, execute
 
 EVENTS_FD = 3
 CONTROL_FD = 4
 STATUS_FD = 5  # sandboxed: PID 1 of the run writes the task's exit code here (never the task)
+SERVE_FD = 6  # a reused process: its socket to the worker, on which its runs arrive
+RUN_FDS = (1, 2, EVENTS_FD, CONTROL_FD)  # where a run's stdout, stderr, events, control go
 PR_SET_PDEATHSIG = 1
 
 
@@ -73,13 +83,25 @@ class ChildContext(TaskContext):
 @dataclass
 class Child:
     pid: int
-    stdout_fd: int
-    stderr_fd: int
-    events_fd: int
-    control_fd: int
+    # The worker's ends: [stdout, stderr, events, control] of a run, or [the socket] of a
+    # reused process (request {"reuse": true}).
+    ends: list[int]
     # Sandboxed: the read end of the pipe on which the run's PID 1 writes the task's exit code
     # (the worker's to read: forkserver.RemoteChild).
     status_fd: int | None = None
+
+
+def _ends(request: dict) -> tuple[list[int], list[int]]:
+    """(the worker's ends, the task's ends) of what connects a new task process to its worker:
+    a run's four pipes, or a reused process's socket."""
+    if request.get("reuse"):
+        ours, theirs = socket.socketpair()
+        return [ours.detach()], [theirs.detach()]
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    ev_r, ev_w = os.pipe()
+    ctl_r, ctl_w = os.pipe()
+    return [out_r, err_r, ev_r, ctl_w], [out_w, err_w, ev_w, ctl_r]
 
 
 def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception, cgroup=None) -> Child:
@@ -88,10 +110,7 @@ def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception, cgr
     could not be). Return the parent's ends of its pipes. (The caller has blocked Django
     imports already: sandbox.block_django.)"""
     limits = policy.limits_for(request.get("limits"))
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    ev_r, ev_w = os.pipe()
-    ctl_r, ctl_w = os.pipe()
+    ours, theirs = _ends(request)
     # Sandboxed, the exit is reported by the run's PID 1 as soon as the task ends, before the
     # kernel tears the namespaces down: that teardown stays off the run's critical path.
     st_r, st_w = os.pipe() if policy.enabled else (None, None)
@@ -103,23 +122,26 @@ def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception, cgr
         else:
             pid = os.fork()
     except OSError:
-        for fd in (out_r, out_w, err_r, err_w, ev_r, ev_w, ctl_r, ctl_w, st_r, st_w):
+        for fd in (*ours, *theirs, st_r, st_w):
             if fd is not None:
                 os.close(fd)
         raise
     if pid == 0:  # pragma: no cover - runs in the child; covered by the engine tests
         status = 70
         try:  # whatever happens, this process never returns into the fork server's loop
-            fds = (out_w, err_w, ev_w, ctl_r, st_w)
-            status = _run_child(request, policy, limits, fds, code, cgroup)
+            if request.get("reuse"):  # its runs' pipes come later, over the socket
+                places = {SERVE_FD: theirs[0]}
+            else:
+                places = dict(zip(RUN_FDS, theirs, strict=True))
+            if st_w is not None:
+                places[STATUS_FD] = st_w
+            status = _run_child(request, policy, limits, places, code, cgroup)
         finally:
             os._exit(status)
-    for fd in (out_w, err_w, ev_w, ctl_r, st_w):
+    for fd in (*theirs, st_w):
         if fd is not None:
             os.close(fd)
-    return Child(
-        pid=pid, stdout_fd=out_r, stderr_fd=err_r, events_fd=ev_r, control_fd=ctl_w, status_fd=st_r
-    )
+    return Child(pid=pid, ends=ours, status_fd=st_r)
 
 
 def _result(ok: bool, output: Any, error: dict | None, duration_ms: int = 0) -> dict:
@@ -130,13 +152,14 @@ def _run_child(  # pragma: no cover - runs in the child
     request: dict,
     policy: sandbox.Policy,
     limits: dict,
-    fds: tuple,
+    places: dict[int, int],
     code: CodeType | Exception,
     cgroup=None,
 ) -> int:
     exit_code = 70
+    serving = SERVE_FD in places
     try:
-        _become_child(*fds)
+        _become_child(places)
         source = code  # compiled by the fork server: the run's user may not read the file
         if policy.enabled:
             try:
@@ -144,18 +167,21 @@ def _run_child(  # pragma: no cover - runs in the child
                     cgroup.enter()  # runs/process/cgroups.py: before anything is forked
                 sandbox.enter(policy, limits, status_fd=STATUS_FD)
             except (sandbox.SandboxError, cgroups.CgroupError) as exc:
-                _send_raw(
-                    _result(
-                        False,
-                        None,
-                        error_dict(f"could not sandbox the run: {exc}", "sandbox_failed"),
-                    )
+                failed = _result(
+                    False, None, error_dict(f"could not sandbox the run: {exc}", "sandbox_failed")
                 )
+                if serving:  # told to the first run, by P1, which runs no task code
+                    _serve(request, limits, source, failed)
+                else:
+                    _send_raw(failed)
                 return 70
         else:
             # No own user here: RLIMIT_NPROC would count Studio's processes, so it is left out.
             sandbox.apply_limits({k: v for k, v in limits.items() if k != "max_processes"})
-        exit_code = _execute_task(request, limits, source)
+        if serving:
+            exit_code = _serve(request, limits, source)
+        else:
+            exit_code = _execute_task(request, limits, source)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent must hear of it
         try:
             detail = traceback.format_exc()
@@ -173,20 +199,29 @@ def _execute_task(
     request: dict, limits: dict, source: CodeType | Exception
 ) -> int:  # pragma: no cover
     """In the task's process, sandbox entered: load its file, run it, send the result."""
-    path = Path(request["path"])
+    loaded = _load(request, source)
+    if isinstance(loaded, dict):
+        _send_raw(loaded)
+        return 1
+    return _run_task(loaded, request, limits)
+
+
+def _load(request: dict, source: CodeType | Exception) -> TaskDefinition | dict:
+    """The task file's definition, or the result that tells the run why it failed to load."""
     try:
         if isinstance(source, Exception):
             raise ValueError(str(source))
-        definition = load_task_file(path, request["task_id"], source)
+        return load_task_file(Path(request["path"]), request["task_id"], source)
     except ValueError as exc:
-        _send_raw(
-            _result(
-                False,
-                None,
-                error_dict(f"the task file failed to load: {exc}", "task_load_failed"),
-            )
+        return _result(
+            False, None, error_dict(f"the task file failed to load: {exc}", "task_load_failed")
         )
-        return 1
+
+
+def _run_task(
+    definition: TaskDefinition, request: dict, limits: dict
+) -> int:  # pragma: no cover - runs in a task's process
+    """Run one run of a loaded task on fds 1-4 and send its result; its exit code."""
     ctx = ChildContext(
         events_fd=EVENTS_FD,
         control_fd=CONTROL_FD,
@@ -208,6 +243,93 @@ def _execute_task(
     sys.stderr.flush()
     ctx._send(_result(outcome.ok, outcome.output, outcome.error, outcome.duration_ms))
     return outcome.exit_code
+
+
+# --- a reused process: one task process serving its runs one after another ------------------
+
+
+def send_run(sock: socket.socket, request: dict, ends: list[int]) -> None:
+    """Hand a run to a reused process (the worker's side): its request and the task's ends of
+    its four pipes [stdout, stderr, events, control]. Raises OSError if the process is gone."""
+    body = json.dumps(request, default=str).encode()
+    socket.send_fds(sock, [_HEADER.pack(len(body), 0)], ends)
+    sock.sendall(body)
+
+
+def _receive(  # pragma: no cover - runs in a task's process
+    sock: socket.socket, most_fds: int
+) -> tuple[dict, list[int], bytes] | None:
+    """(request, descriptors, compiled code) from the fork server or the worker; None when it
+    hung up or sent no descriptor."""
+    header, fds, _, _ = socket.recv_fds(sock, _HEADER.size, most_fds)
+    if len(header) < _HEADER.size or not fds:
+        for fd in fds:
+            os.close(fd)
+        return None
+    n_body, n_code = _HEADER.unpack(header)
+    data = _recv_exactly(sock, n_body + n_code)
+    return json.loads(data[:n_body]), fds, data[n_body:]
+
+
+def _serve(
+    request: dict, limits: dict, source: CodeType | Exception, failed: dict | None = None
+) -> int:  # pragma: no cover - runs in a reused task process
+    """Serve the runs the worker sends on SERVE_FD, one at a time, until it hangs up (exit 0).
+
+    The task file is loaded once, in the first run (module-level output is that run's). A file
+    that fails to load, or a sandbox that failed (`failed`), is reported to the first run, and
+    the process ends after it ("last")."""
+    sock = socket.socket(fileno=SERVE_FD)
+    os.set_inheritable(SERVE_FD, False)  # not for what a run executes ...
+    os.register_at_fork(after_in_child=sock.close)  # ... nor for what it forks
+    definition = None
+    while True:
+        received = _receive(sock, len(RUN_FDS))
+        if received is None:
+            return 0  # the worker let this process go
+        run, fds, _ = received
+        if len(fds) != len(RUN_FDS):
+            return 70
+        _place(dict(zip(RUN_FDS, fds, strict=True)))
+        for fd in fds:
+            if fd not in RUN_FDS:
+                os.close(fd)
+        _text_streams()  # fresh, whatever the previous run did to sys.stdout and sys.stderr
+        if definition is None and failed is None:
+            loaded = _load(request, source)
+            if isinstance(loaded, dict):
+                failed = loaded
+            else:
+                definition = loaded
+        if failed is not None:
+            _send_raw(failed)
+            code = 1
+        else:
+            code = _run_task(definition, run, limits)
+        _drop_run_fds()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        done = {
+            "done": code,
+            "cpu_ms": int((usage.ru_utime + usage.ru_stime) * 1000),
+            "last": failed is not None,
+        }
+        sock.sendall(json.dumps(done).encode() + b"\n")
+        if failed is not None:
+            return 1
+
+
+def _drop_run_fds() -> None:  # pragma: no cover - runs in a reused task process
+    """The run is over: /dev/null on fds 1-4, so the worker reads the end of its pipes (unless
+    something the run left running holds them) and nothing more of this process reaches them."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    devnull = os.open(os.devnull, os.O_RDWR)
+    _place(dict.fromkeys(RUN_FDS, devnull))
+    if devnull not in RUN_FDS:
+        os.close(devnull)
 
 
 # --- a sandbox prepared ahead of its run ---------------------------------------------------------
@@ -266,34 +388,21 @@ def hand_to_warm(warm: Warm, request: dict, code: CodeType | Exception) -> Child
     ).encode()
     compiled = b"" if isinstance(code, Exception) else marshal.dumps(code)
     _promote(warm.pid)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    ev_r, ev_w = os.pipe()
-    ctl_r, ctl_w = os.pipe()
+    ours, theirs = _ends(request)
     st_r, st_w = os.pipe()
-    theirs = (out_w, err_w, ev_w, ctl_r, st_w)
     try:
         socket.send_fds(warm.sock, [b"s"], [st_w])
-        socket.send_fds(
-            warm.task_sock, [_HEADER.pack(len(body), len(compiled))], [out_w, err_w, ev_w, ctl_r]
-        )
+        socket.send_fds(warm.task_sock, [_HEADER.pack(len(body), len(compiled))], theirs)
         warm.task_sock.sendall(body + compiled)
     except OSError:
-        for fd in (out_r, err_r, ev_r, ctl_w, st_r, *theirs):
+        for fd in (*ours, st_r):
             os.close(fd)
         raise
     finally:
         warm.close()
-    for fd in theirs:
-        os.close(fd)
-    return Child(
-        pid=warm.pid,
-        stdout_fd=out_r,
-        stderr_fd=err_r,
-        events_fd=ev_r,
-        control_fd=ctl_w,
-        status_fd=st_r,
-    )
+        for fd in (*theirs, st_w):
+            os.close(fd)
+    return Child(pid=warm.pid, ends=ours, status_fd=st_r)
 
 
 def _promote(p1: int) -> None:
@@ -371,21 +480,25 @@ def _run_warm(  # pragma: no cover
     if not select.select([TASK_FD], [], [], 0)[0]:  # a run already waiting needs no warm-up
         _rehearse(limits)
     sock = socket.socket(fileno=TASK_FD)
-    header, fds, _, _ = socket.recv_fds(sock, _HEADER.size, 4)
-    if len(header) < _HEADER.size or len(fds) != 4:
+    received = _receive(sock, len(RUN_FDS))
+    if received is None:
         os._exit(0)  # the fork server went away, or stopped needing us
-    n_body, n_code = _HEADER.unpack(header)
-    data = _recv_exactly(sock, n_body + n_code)
     sock.close()
-    request = json.loads(data[:n_body])
-    code = marshal.loads(data[n_body:]) if n_code else ValueError(request.get("load_error"))
-    out_w, err_w, ev_w, ctl_r = fds
-    _place({1: out_w, 2: err_w, EVENTS_FD: ev_w, CONTROL_FD: ctl_r})
+    request, fds, compiled = received
+    code = marshal.loads(compiled) if compiled else ValueError(request.get("load_error"))
+    serving = bool(request.get("reuse"))
+    if len(fds) != (1 if serving else len(RUN_FDS)):
+        os._exit(70)
+    # A run's pipes on fds 1-4, or a reused process's socket to the worker on SERVE_FD.
+    places = {SERVE_FD: fds[0]} if serving else dict(zip(RUN_FDS, fds, strict=True))
+    _place(places)
     for fd in fds:
-        if fd > CONTROL_FD:
+        if fd not in places:
             os.close(fd)
     _text_streams()
     try:
+        if serving:
+            return _serve(request, limits, code)
         return _execute_task(request, limits, code)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, the parent must hear of it
         detail = traceback.format_exc()
@@ -435,21 +548,26 @@ def _send_raw(message: dict) -> None:
     os.write(EVENTS_FD, (json.dumps(message, default=str) + "\n").encode())
 
 
-def _become_child(  # pragma: no cover
-    out_w: int, err_w: int, ev_w: int, ctl_r: int, st_w: int | None = None
-) -> None:
+def _become_child(places: dict[int, int]) -> None:  # pragma: no cover
+    """`places`: {number: descriptor} of the run's pipes (RUN_FDS), or of a reused process's
+    socket (SERVE_FD), and of the status pipe (STATUS_FD)."""
     os.setsid()  # own process group: a kill reaches everything the task spawned
     die_with_parent()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)  # the fork server's; a task's own signal handlers must not write to it
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    # The pipes on fixed numbers, then drop every other inherited descriptor (other runs'
-    # pipes, database and queue sockets) so nothing leaks between runs.
-    places = {0: devnull, 1: out_w, 2: err_w, EVENTS_FD: ev_w, CONTROL_FD: ctl_r}
-    if st_w is not None:
-        places[STATUS_FD] = st_w
+    devnull = os.open(os.devnull, os.O_RDWR)
+    # The pipes on fixed numbers (/dev/null where a reused process has no run yet), then drop
+    # every other inherited descriptor (other runs' pipes, database and queue sockets) so
+    # nothing leaks between runs.
+    places = {0: devnull, **dict.fromkeys(RUN_FDS, devnull), **places}
     _place(places)
+    for fd in range(max(places)):
+        if fd not in places:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     os.closerange(max(places) + 1, _max_fd())
     _text_streams()
     # Studio's own settings and secrets are not the task's business, nor its subprocesses'.

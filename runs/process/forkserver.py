@@ -16,7 +16,9 @@ Protocol, one Unix stream connection per run:
   worker -> zygote   one JSON line: {"task_id", "path", "limits", "network", "input", "config",
                      "project_id", "run_id", "attempt"}
   zygote -> worker   one JSON line {"pid": N, "exit_pipe": bool} carrying the child's pipe ends
-                     as SCM_RIGHTS [stdout, stderr, events, control (, exit)], or {"error": "..."}
+                     as SCM_RIGHTS [stdout, stderr, events, control (, exit)], or {"error": "..."};
+                     for {"reuse": true} (a process that serves a task's runs one after
+                     another, child._serve), [its socket (, exit)] instead of the four pipes
   PID 1 -> worker    sandboxed: "<code>\n" on the exit pipe the moment the task has exited,
                      before the namespaces are torn down (straight to the worker: one hop fewer)
   zygote -> worker   one JSON line {"exit": code, "limit": name or null} once the child (PID 1
@@ -87,39 +89,86 @@ class RemoteChild:
 
     def read_exit_code(self) -> int | None:
         """The child's exit code (signal N -> 128+N), or None if the zygote died first."""
-        code = _read_code(self.exit_fd) if self.exit_fd is not None else None
-        if code == 0:
-            return 0  # a clean exit: no limit to look for
-        # Otherwise the zygote's report says which limit the run's cgroup saw it run into, and
-        # has the code when PID 1 could not say (it was killed with the run).
-        reply = self._report()
-        if reply is None:
-            return code
-        self.limit = reply.get("limit")
-        return code if code is not None else reply["exit"]
+        code, self.limit = _exit_of(self.exit_fd, self.status)
+        return code
 
-    def _report(self) -> dict | None:
-        self.status.settimeout(REPORT_TIMEOUT)
-        data = b""
-        try:
-            while not data.endswith(b"\n"):
-                chunk = self.status.recv(4096)
-                if not chunk:
-                    return None
-                data += chunk
-        except TimeoutError:
-            return None
-        return json.loads(data)
+    def kill(self) -> None:
+        """Stop everything of the run: its process group (sandboxed: its PID namespace)."""
+        kill_group(self.pid)
+
+    def settle(self) -> None:
+        """The run is over: kill what it left behind."""
+        kill_group(self.pid)
 
     def close(self) -> None:
-        for fd in (self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd, self.exit_fd):
-            if fd is None:
-                continue
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _close(self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd, self.exit_fd)
         self.status.close()
+
+
+@dataclass
+class ServingProcess:
+    """A task process that serves runs one after another (`@task(reuse_process=True)`), as the
+    worker sees it: the socket its runs go to (child.send_run) and come back "done" on, and how
+    it ends, as for a RemoteChild."""
+
+    pid: int  # its P1 when sandboxed (= its process group)
+    sock: socket.socket
+    status: socket.socket
+    exit_fd: int | None = None
+
+    def read_exit_code(self) -> tuple[int | None, str | None]:
+        """Once it has ended: (its exit code, the limit its cgroup saw it run into)."""
+        return _exit_of(self.exit_fd, self.status)
+
+    def close(self) -> None:
+        _close(self.exit_fd)
+        self.sock.close()
+        self.status.close()
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _close(*fds: int | None) -> None:
+    for fd in fds:
+        if fd is None:
+            continue
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _exit_of(exit_fd: int | None, status: socket.socket) -> tuple[int | None, str | None]:
+    """(exit code (signal N -> 128+N), or None if the zygote died first; the limit the run's
+    cgroup saw it run into), from PID 1's exit pipe and the zygote's report."""
+    code = _read_code(exit_fd) if exit_fd is not None else None
+    if code == 0:
+        return 0, None  # a clean exit: no limit to look for
+    # Otherwise the zygote's report says which limit the run's cgroup saw it run into, and has
+    # the code when PID 1 could not say (it was killed with the run).
+    reply = _report_of(status)
+    if reply is None:
+        return code, None
+    return (code if code is not None else reply["exit"]), reply.get("limit")
+
+
+def _report_of(status: socket.socket) -> dict | None:
+    status.settimeout(REPORT_TIMEOUT)
+    data = b""
+    try:
+        while not data.endswith(b"\n"):
+            chunk = status.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+    except TimeoutError:
+        return None
+    return json.loads(data)
 
 
 def _read_code(fd: int) -> int | None:
@@ -143,16 +192,32 @@ class ForkServer:
         self.lock = threading.Lock()
 
     def spawn(self, task_id: str, **request) -> RemoteChild:
+        """Start one run's child: `request` as the module docstring says."""
+        pid, fds, conn, exit_fd = self._start_process({"task_id": task_id, **request}, 4)
+        return RemoteChild(pid, *fds, status=conn, exit_fd=exit_fd)
+
+    def serve(self, task_id: str, **request) -> ServingProcess:
+        """Start a process that serves `task_id`'s runs one after another (child._serve)."""
+        pid, fds, conn, exit_fd = self._start_process(
+            {"task_id": task_id, **request, "reuse": True}, 1
+        )
+        return ServingProcess(pid, socket.socket(fileno=fds[0]), status=conn, exit_fd=exit_fd)
+
+    def _start_process(
+        self, request: dict, ends: int
+    ) -> tuple[int, list[int], socket.socket, int | None]:
+        """(pid, the worker's `ends` descriptors, the connection the zygote reports the exit on,
+        PID 1's exit pipe or None)."""
         conn = self._connect()
         fds: list[int] = []
         try:
             conn.settimeout(HANDSHAKE_TIMEOUT)  # a stuck fork server must not hang the worker
-            conn.sendall(json.dumps({"task_id": task_id, **request}, default=str).encode() + b"\n")
-            message, fds, _, _ = socket.recv_fds(conn, 65536, 5)
+            conn.sendall(json.dumps(request, default=str).encode() + b"\n")
+            message, fds, _, _ = socket.recv_fds(conn, 65536, ends + 1)
             reply = json.loads(message.split(b"\n", 1)[0])
             if "error" in reply:
                 raise RuntimeError(reply["error"])
-            expected = 5 if reply.get("exit_pipe") else 4
+            expected = ends + 1 if reply.get("exit_pipe") else ends
             if len(fds) != expected:
                 raise RuntimeError(
                     f"the fork server sent {len(fds)} descriptors, expected {expected}"
@@ -163,7 +228,7 @@ class ForkServer:
                 os.close(fd)
             conn.close()
             raise
-        return RemoteChild(reply["pid"], *fds[:4], status=conn, exit_fd=fds[4] if fds[4:] else None)
+        return reply["pid"], fds[:ends], conn, fds[ends] if fds[ends:] else None
 
     def start(self) -> None:
         with self.lock:
@@ -291,13 +356,6 @@ def _report(conn: socket.socket | None, code: int, limit: str | None = None) -> 
     conn.close()
 
 
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 SANDBOX_REFUSED = 78  # EX_CONFIG: STUDIO_SANDBOX=required and the kernel does not allow it
 
 
@@ -359,7 +417,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         # The worker is gone (PDEATHSIG) or we were told to stop: take every run's process group
         # with us, including what the tasks spawned.
         for pid in [*waiting, *prepared]:
-            _kill_group(pid)
+            kill_group(pid)
         cgroups.release_all()
         os._exit(0)
 
@@ -450,7 +508,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
             try:
                 return hand_to_warm(ready, request, code)
             except OSError:  # it died meanwhile: start this run the slow way
-                _kill_group(ready.pid)
+                kill_group(ready.pid)
         cg = cgroups.claim(policy.limits_for(request.get("limits")), make=not policy.own_uids)
         try:
             child = spawn(request, policy, code, cg)
@@ -534,7 +592,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                         pass
                     conn.close()
                     continue
-                fds = [child.stdout_fd, child.stderr_fd, child.events_fd, child.control_fd]
+                fds = list(child.ends)
                 if child.status_fd is not None:
                     fds.append(child.status_fd)  # the worker reads the exit from PID 1 itself
                 reply = {"pid": child.pid, "exit_pipe": child.status_fd is not None}
@@ -544,7 +602,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     waiting[child.pid] = conn
                 except OSError:  # the worker went away: nobody would supervise this child
                     conn.close()
-                    _kill_group(child.pid)
+                    kill_group(child.pid)
                 finally:
                     for fd in fds:
                         os.close(fd)
