@@ -418,6 +418,12 @@ STUDIO_RUN_CPU_SECONDS = env_int("STUDIO_RUN_CPU_SECONDS", 3600, minimum=1)
 STUDIO_RUN_MAX_PROCESSES = env_int("STUDIO_RUN_MAX_PROCESSES", 64, minimum=1)
 STUDIO_RUN_MAX_FILE_MB = env_int("STUDIO_RUN_MAX_FILE_MB", 100, minimum=1)
 STUDIO_RUN_DISK_MB = env_int("STUDIO_RUN_DISK_MB", 100, minimum=1)
+# @task(reuse_process=True): a warm process serves this many runs before it is replaced, and is
+# ended after this long without a run (README: "Reusing a process").
+STUDIO_REUSE_PROCESS_MAX_RUNS = env_int("STUDIO_REUSE_PROCESS_MAX_RUNS", 1000, minimum=1)
+STUDIO_REUSE_PROCESS_IDLE_SECONDS = env_number(
+    "STUDIO_REUSE_PROCESS_IDLE_SECONDS", 300.0, minimum=0.1
+)
 
 # --- Queue ------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

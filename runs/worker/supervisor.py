@@ -33,7 +33,7 @@ from ..process.forkserver import RemoteChild
 from ..process.runner import output_error
 from ..process.sandbox import LIMIT_CODES, LIMIT_SIGNALS, limit_error
 from . import claim as engine
-from . import registry
+from . import registry, reuse
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class Supervisor:
         self.spawn_error: str | None = None
         self.internal_error: str | None = None
         self.exit_code: int | None = None
-        self.child: RemoteChild | None = None
+        self.child: RemoteChild | reuse.ReusedChild | None = None
 
     # The loop ----------------------------------------------------------------------------------
 
@@ -215,17 +215,20 @@ class Supervisor:
         )
         try:
             try:
-                self.child = engine.fork_server().spawn(
-                    self.definition.id,
-                    path=self.definition.path,
-                    limits=self.definition.limits,
-                    network=self.definition.network,
-                    input=run.input,
-                    config=run.config,
-                    project_id=str(run.project_id),
-                    run_id=run.pk,
-                    attempt=run.attempt,
-                )
+                request = {
+                    "path": self.definition.path,
+                    "limits": self.definition.limits,
+                    "network": self.definition.network,
+                    "input": run.input,
+                    "config": run.config,
+                    "project_id": str(run.project_id),
+                    "run_id": run.pk,
+                    "attempt": run.attempt,
+                }
+                if self.definition.reuse_process:
+                    self.child = reuse.acquire(self.definition, request)
+                else:
+                    self.child = engine.fork_server().spawn(self.definition.id, **request)
             except Exception as exc:  # no process was started: fail (or retry) the attempt
                 log.exception("%s: could not start the task process", run.pk)
                 self.spawn_error = f"could not start the task process: {exc}"
@@ -237,7 +240,7 @@ class Supervisor:
                     self.internal_error = f"{type(exc).__name__}: {exc}"
                     self._kill("internal")
                 finally:
-                    self._kill_group()
+                    self.child.settle()  # a no-op if the run settled when its process ended
                     self.child.close()
             self.duration_ms = int((time.monotonic() - started) * 1000)
             self._finish()
@@ -250,7 +253,7 @@ class Supervisor:
             if self.writer is not None:
                 self.writer.close(abandon=True)
 
-    def _watch(self, child: RemoteChild) -> None:
+    def _watch(self, child: RemoteChild | reuse.ReusedChild) -> None:
         sel = selectors.DefaultSelector()
         streams = {"stdout": child.stdout_fd, "stderr": child.stderr_fd, "events": child.events_fd}
         for name, fd in streams.items():
@@ -288,8 +291,12 @@ class Supervisor:
                     )
                     break
             # The child is gone. Kill what it left behind first, so nothing keeps writing, then
-            # take what is still in the pipes.
-            self._kill_group()
+            # take what is still in the pipes. A reused process goes back to its pool instead,
+            # unless the run was cancelled: whatever the task did about it, the process is
+            # replaced.
+            if self.cancel_seen:
+                child.kill()
+            child.settle()
             for name in list(open_streams):
                 self._read(streams[name], name, drain=True)
             for name in ("stdout", "stderr"):
@@ -446,13 +453,7 @@ class Supervisor:
     def _kill(self, reason: str) -> None:
         if self.kill_reason is None:  # the first reason is the one that counts
             self.kill_reason = reason
-        self._kill_group()
-
-    def _kill_group(self) -> None:
-        try:
-            os.killpg(self.child.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self.child.kill()
 
     # Events ------------------------------------------------------------------------------------
 

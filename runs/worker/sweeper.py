@@ -18,7 +18,7 @@ from django.utils import timezone
 from .. import lifecycle, metrics
 from ..models import Run, RunStatus
 from ..queue import enqueue
-from . import registry
+from . import registry, reuse
 from .claim import backoff_delay, process_name
 
 log = logging.getLogger(__name__)
@@ -117,5 +117,6 @@ class SweeperThread(threading.Thread):
                 log.exception("sweep failed; trying again in %ss", self.interval)
             finally:
                 close_old_connections()
+            reuse.retire_idle()  # warm processes idle for too long
             if self.stop_event.wait(self.interval):
                 return

@@ -23,6 +23,7 @@ from runs.notify import NotifierThread
 from runs.operations import OperationsThread
 from runs.schedules.loop import start_scheduler
 from runs.worker import claim as engine
+from runs.worker import reuse
 from runs.worker.registry import Registration
 from runs.worker.sweeper import SweeperThread
 
@@ -67,6 +68,7 @@ class StudioConsumer(Consumer):
         engine.begin_drain(grace)
         self._sweeper_stop.set()
         super().stop(graceful=True)
+        reuse.retire_idle(everything=True)  # warm processes of reuse_process tasks
         self._registration.stop()
 
 

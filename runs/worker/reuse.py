@@ -1,0 +1,266 @@
+"""Warm processes for `@task(reuse_process=True)`: one sandboxed task process serves a task's
+runs one after another, so a run skips creating its process (most of what a short run costs).
+
+A warm process is keyed by what must never be shared: the task, its file as it is now (path,
+mtime and size: an edited file gets a new process), the run's project (a run's input may hold
+a project's secrets), and the definition's limits, network and env_allowlist. Each serves one
+run at a time; a worker process keeps at most STUDIO_WORKERS of one key (one per worker thread)
+and at most 2 x STUDIO_WORKERS idle ones in all, dropping the longest idle first.
+
+`acquire()` hands a run to an idle process of its key, or to a new one from the fork server,
+and returns a `ReusedChild`, which the Supervisor drives like a RemoteChild. After the run a
+process goes back to the pool only if it reported the run done and nothing killed it. It is
+replaced after a cancel, a timeout, a crash, any kill; after STUDIO_REUSE_PROCESS_MAX_RUNS
+runs; after STUDIO_REUSE_PROCESS_IDLE_SECONDS without one; when its task file changed; and once
+it has used half its CPU limit (RLIMIT_CPU counts the whole process, every run together).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import threading
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from .. import sandboxing
+from ..definitions import TaskDefinition
+from ..process.child import send_run
+from ..process.forkserver import ServingProcess, kill_group
+from . import claim as engine
+
+log = logging.getLogger(__name__)
+
+DONE_TIMEOUT = 10.0  # reading the rest of a "done" line once its first byte arrived
+
+
+@dataclass
+class Warm:
+    """One warm process of the pool."""
+
+    key: tuple
+    process: ServingProcess
+    cpu_budget_ms: int  # retired past this: half its CPU limit
+    runs: int = 0
+    cpu_ms: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+
+    def alive(self) -> bool:
+        """Still waiting for a run: its socket has nothing to read (EOF means it ended)."""
+        try:
+            readable, _, _ = select.select([self.process.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def end(self) -> None:
+        kill_group(self.process.pid)
+        self.process.close()
+
+
+_idle: dict[tuple, list[Warm]] = {}  # key -> idle processes, the most recently used last
+_lock = threading.Lock()
+
+
+def _key(definition: TaskDefinition, project_id: str) -> tuple:
+    try:
+        st = os.stat(definition.path)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None  # the fork server tells the run why the file cannot be read
+    return (
+        definition.id,
+        definition.path,
+        stamp,
+        str(project_id),
+        json.dumps(definition.limits, sort_keys=True),
+        definition.network,
+        definition.env_allowlist,
+    )
+
+
+def acquire(definition: TaskDefinition, request: dict) -> ReusedChild:
+    """Hand the run `request` (as for ForkServer.spawn) to a warm process of its key."""
+    key = _key(definition, request["project_id"])
+    while True:
+        warm = _take_idle(key)
+        fresh = warm is None
+        if fresh:
+            warm = _start(definition, key)
+        try:
+            return ReusedChild(warm, request)
+        except OSError:
+            # It ended while idle (killed from outside, its fork server gone): this run gets
+            # another. A process just started that cannot take its first run is a failure.
+            warm.end()
+            if fresh:
+                raise
+
+
+def _take_idle(key: tuple) -> Warm | None:
+    now = time.monotonic()
+    with _lock:
+        stale = _sweep(now, path=key[1], stamp=key[2])
+        warm = None
+        idle = _idle.get(key)
+        while idle and warm is None:
+            candidate = idle.pop()
+            if candidate.alive():
+                warm = candidate
+            else:
+                stale.append(candidate)
+        if not idle:
+            _idle.pop(key, None)
+    for gone in stale:
+        gone.end()
+    return warm
+
+
+def _sweep(now: float, *, path: str | None = None, stamp=None) -> list[Warm]:
+    """Take out (under the lock) the idle processes past their idle time, and those of `path`
+    whose file has changed since (`stamp` is its mtime and size now)."""
+    limit = settings.STUDIO_REUSE_PROCESS_IDLE_SECONDS
+    stale = []
+    for key in list(_idle):
+        keep = []
+        for warm in _idle[key]:
+            changed = key[1] == path and key[2] != stamp
+            (stale if changed or now - warm.idle_since > limit else keep).append(warm)
+        if keep:
+            _idle[key] = keep
+        else:
+            del _idle[key]
+    return stale
+
+
+def _start(definition: TaskDefinition, key: tuple) -> Warm:
+    process = engine.fork_server().serve(
+        definition.id, path=definition.path, limits=definition.limits, network=definition.network
+    )
+    cpu_seconds = {**sandboxing.policy().limits, **(definition.limits or {})}["cpu_seconds"]
+    return Warm(key, process, cpu_budget_ms=int(cpu_seconds) * 500)
+
+
+def _release(warm: Warm) -> None:
+    """A run ended cleanly in `warm`: back to the pool, unless it is due to be replaced."""
+    warm.runs += 1
+    if (
+        warm.runs >= settings.STUDIO_REUSE_PROCESS_MAX_RUNS
+        or warm.cpu_ms >= warm.cpu_budget_ms
+        or engine.draining()
+    ):
+        warm.end()
+        return
+    warm.idle_since = time.monotonic()
+    most = 2 * settings.STUDIO_WORKERS
+    with _lock:
+        _idle.setdefault(warm.key, []).append(warm)
+        everyone = [w for idle in _idle.values() for w in idle]
+        surplus = sorted(everyone, key=lambda w: w.idle_since)[: max(0, len(everyone) - most)]
+        for gone in surplus:
+            _idle[gone.key].remove(gone)
+            if not _idle[gone.key]:
+                del _idle[gone.key]
+    for gone in surplus:
+        gone.end()
+
+
+def retire_idle(*, everything: bool = False) -> None:
+    """End the idle processes past STUDIO_REUSE_PROCESS_IDLE_SECONDS (the sweeper calls this);
+    with `everything`, every idle one (the worker is stopping)."""
+    with _lock:
+        if everything:
+            stale = [w for idle in _idle.values() for w in idle]
+            _idle.clear()
+        else:
+            stale = _sweep(time.monotonic())
+    for warm in stale:
+        warm.end()
+
+
+class ReusedChild:
+    """One run in a warm process, with what the Supervisor needs of a child (as RemoteChild):
+    the run's own four pipes, what becomes readable when it ends, its exit code, kill()
+    (the whole process) and settle() (back to the pool if the run ended cleanly)."""
+
+    def __init__(self, warm: Warm, request: dict):
+        self.warm = warm
+        self.pid = warm.process.pid
+        self.limit: str | None = None
+        self.done: dict | None = None
+        self.killed = False
+        self.settled = False
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        ev_r, ev_w = os.pipe()
+        ctl_r, ctl_w = os.pipe()
+        try:
+            send_run(warm.process.sock, request, [out_w, err_w, ev_w, ctl_r])
+        except OSError:
+            for fd in (out_r, err_r, ev_r, ctl_w):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (out_w, err_w, ev_w, ctl_r):
+                os.close(fd)
+        self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd = out_r, err_r, ev_r, ctl_w
+
+    def exit_source(self):
+        """Readable when the process reports the run done, or ends."""
+        return self.warm.process.sock
+
+    def read_exit_code(self) -> int | None:
+        """The run's exit code: "done"'s, or, if the process ended, the process's."""
+        sock = self.warm.process.sock
+        data = b""
+        sock.settimeout(DONE_TIMEOUT)
+        try:
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        finally:
+            sock.settimeout(None)
+        try:
+            done = json.loads(data) if data.count(b"\n") == 1 else None
+            code = int(done["done"])
+        except (ValueError, TypeError, KeyError):
+            # It ended (EOF), or sent something else than one "done": it serves no more runs.
+            self.done = None
+            code, self.limit = self.warm.process.read_exit_code()
+            return code
+        self.done = done
+        self.warm.cpu_ms = int(done.get("cpu_ms") or 0)
+        return code
+
+    def kill(self) -> None:
+        """Stop the run: the whole process (a run's leftovers are the process's). A run that
+        has settled no longer owns its process, which may be serving another run by now."""
+        if not self.settled:
+            self.killed = True
+            kill_group(self.pid)
+
+    def settle(self) -> None:
+        """The run is over: its process goes back to the pool if it reported the run done and
+        nothing killed it; otherwise it is ended."""
+        if self.settled:
+            return
+        self.settled = True
+        if self.done is not None and not self.killed and not self.done.get("last"):
+            _release(self.warm)
+        else:
+            self.warm.end()
+
+    def close(self) -> None:
+        for fd in (self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
