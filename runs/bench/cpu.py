@@ -70,6 +70,9 @@ def snapshot(worker_pid: int) -> dict[str, float] | None:
         for kid in _children(child):  # the preparer, and the runs not reaped yet
             kid_own, kid_reaped = _stat(kid)
             parts["run processes"] += kid_own + kid_reaped
+            # A P1's task process until P1 reaps it: a reused one (reuse_process) lives on.
+            for task in _children(kid):
+                parts["run processes"] += sum(_stat(task))
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -90,11 +93,13 @@ def per_run(before: dict | None, after: dict | None, runs: int) -> dict[str, flo
     return figures
 
 
-def report(write, figures: dict[str, float]) -> None:
-    if "cpu_total" not in figures:
+def report(write, figures: dict[str, float], prefix: str = "") -> None:
+    """The figures of `per_run` (their keys after `prefix`: "reuse_" for reuse_process runs)."""
+    if f"{prefix}cpu_total" not in figures:
         return
-    write("CPU per run in the throughput phase (ms, /proc accounting):")
+    which = ", reuse_process" if prefix == "reuse_" else ""
+    write(f"CPU per run in the throughput phase{which} (ms, /proc accounting):")
     for part in PARTS:
-        key = "cpu_" + part.replace(" ", "_")
+        key = f"{prefix}cpu_" + part.replace(" ", "_")
         write(f"  {part:<16}{figures[key]:>8.2f}")
-    write(f"  {'total':<16}{figures['cpu_total']:>8.2f}")
+    write(f"  {'total':<16}{figures[f'{prefix}cpu_total']:>8.2f}")

@@ -7,6 +7,8 @@ created through the service:
   latency      one at a time: enqueue/create -> started, and -> completed (p50, p95)
   throughput   N at once: items per second until the last one finished
   logs         one run printing 100,000 lines: time until they are all stored and the run is done
+Latency and throughput are measured twice for Studio: with a process per run (the default), and
+for a no-op task with @task(reuse_process=True), whose runs share warm processes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from . import cpu, summary
 
 NOOP_TASK = (
     "from runs.definitions import task\n\n\n@task(name='No-op')\ndef run(ctx):\n    return None\n"
+)
+REUSED_NOOP_TASK = (
+    "from runs.definitions import task\n\n\n"
+    "@task(name='No-op, reused process', reuse_process=True)\ndef run(ctx):\n    return None\n"
 )
 LINES_TASK = textwrap.dedent(
     """
@@ -190,37 +196,45 @@ class EngineBench:
                 time.sleep(poll)
 
         result: dict = {}
-        for _ in range(20):  # warm-up
-            wait_done([service.create_run(project, target="task:noop").run.pk], 30, 0.005)
-        if "latency" in self.sections:
-            latency_ids = []
-            for _ in range(opts["samples"]):
-                run = service.create_run(project, target="task:noop").run
-                wait_done([run.pk], 30, 0.005)
-                latency_ids.append(run.pk)
-            rows = Run.objects.filter(pk__in=latency_ids).values_list(
-                "created_at", "started_at", "completed_at"
-            )
-            started = [(s - c).total_seconds() * 1000 for c, s, _ in rows]
-            completed = [(d - c).total_seconds() * 1000 for c, _, d in rows]
-            result.update(
-                started_p50=pct(started, 50),
-                started_p95=pct(started, 95),
-                completed_p50=pct(completed, 50),
-                completed_p95=pct(completed, 95),
-            )
+        # The no-op task with a process per run, then with reused processes ("reuse_" figures).
+        for task_id, prefix in (("noop", ""), ("noop-reused", "reuse_")):
+            target = f"task:{task_id}"
+            for _ in range(20):  # warm-up
+                wait_done([service.create_run(project, target=target).run.pk], 30, 0.005)
+            if "latency" in self.sections:
+                latency_ids = []
+                for _ in range(opts["samples"]):
+                    run = service.create_run(project, target=target).run
+                    wait_done([run.pk], 30, 0.005)
+                    latency_ids.append(run.pk)
+                rows = Run.objects.filter(pk__in=latency_ids).values_list(
+                    "created_at", "started_at", "completed_at"
+                )
+                started = [(s - c).total_seconds() * 1000 for c, s, _ in rows]
+                completed = [(d - c).total_seconds() * 1000 for c, _, d in rows]
+                result.update(
+                    {
+                        f"{prefix}started_p50": pct(started, 50),
+                        f"{prefix}started_p95": pct(started, 95),
+                        f"{prefix}completed_p50": pct(completed, 50),
+                        f"{prefix}completed_p95": pct(completed, 95),
+                    }
+                )
 
-        if "throughput" in self.sections:
-            before = cpu.snapshot(worker_pid)
-            t0 = time.time()
-            ids = [
-                service.create_run(project, target="task:noop").run.pk for _ in range(opts["runs"])
-            ]
-            wait_done(ids, 300, 0.02)
-            elapsed = time.time() - t0
-            result["throughput"] = opts["runs"] / elapsed
-            result.update(cpu.per_run(before, cpu.snapshot(worker_pid), opts["runs"]))
-            result["failed"] = Run.objects.filter(pk__in=ids).exclude(status="completed").count()
+            if "throughput" in self.sections:
+                before = cpu.snapshot(worker_pid)
+                t0 = time.time()
+                ids = [
+                    service.create_run(project, target=target).run.pk for _ in range(opts["runs"])
+                ]
+                wait_done(ids, 300, 0.02)
+                elapsed = time.time() - t0
+                result[f"{prefix}throughput"] = opts["runs"] / elapsed
+                spent = cpu.per_run(before, cpu.snapshot(worker_pid), opts["runs"])
+                result.update({f"{prefix}{key}": value for key, value in spent.items()})
+                result[f"{prefix}failed"] = (
+                    Run.objects.filter(pk__in=ids).exclude(status="completed").count()
+                )
 
         if "logs" in self.sections:
             run = service.create_run(
@@ -249,35 +263,43 @@ class EngineBench:
             f"{os.cpu_count()} CPUs, {opts['runs']} runs, {opts['samples']} latency samples "
             f"(sections: {', '.join(self.sections)})\n"
         )
-        w(f"{'metric':<40}{'raw huey':>12}{'studio':>12}{'studio/raw':>12}")
-        w("-" * 76)
-        if "throughput" in st:
-            w(
-                f"{'throughput (items/s, higher is better)':<40}{raw['throughput']:>12.1f}{st['throughput']:>12.1f}"
-                f"{st['throughput'] / raw['throughput']:>12.3f}"
-            )
-        if "started_p50" in st:
-            w(
-                f"{'enqueue/create -> started p50 (ms)':<40}{raw['started_p50']:>12.2f}{st['started_p50']:>12.2f}"
-                f"{st['started_p50'] - raw['started_p50']:>+11.2f}ms"
-            )
-            w(
-                f"{'enqueue/create -> started p95 (ms)':<40}{raw['started_p95']:>12.2f}{st['started_p95']:>12.2f}"
-            )
-            w(f"{'create -> completed p50 (ms)':<40}{'':>12}{st['completed_p50']:>12.2f}")
-            w(f"{'create -> completed p95 (ms)':<40}{'':>12}{st['completed_p95']:>12.2f}")
+        wide = 50  # the metric's name
+        w(f"{'metric':<{wide}}{'raw huey':>12}{'studio':>12}{'studio/raw':>12}")
+        w("-" * (wide + 36))
+        for prefix, label in (("", ""), ("reuse_", ", reuse_process")):
+            if f"{prefix}throughput" in st:
+                name = f"throughput{label} (items/s)"
+                value = st[f"{prefix}throughput"]
+                w(
+                    f"{name:<{wide}}{raw['throughput']:>12.1f}{value:>12.1f}"
+                    f"{value / raw['throughput']:>12.3f}"
+                )
+            if f"{prefix}started_p50" in st:
+                for p in (50, 95):
+                    name = f"enqueue/create -> started p{p}{label} (ms)"
+                    value = st[f"{prefix}started_p{p}"]
+                    w(
+                        f"{name:<{wide}}{raw[f'started_p{p}']:>12.2f}{value:>12.2f}"
+                        + (f"{value - raw['started_p50']:>+11.2f}ms" if p == 50 else "")
+                    )
+                for p in (50, 95):
+                    name = f"create -> completed p{p}{label} (ms)"
+                    w(f"{name:<{wide}}{'':>12}{st[f'{prefix}completed_p{p}']:>12.2f}")
         if "lines_seconds" in st:
             w(
-                f"{'log run: started -> all lines stored (s)':<40}{'':>12}{st['lines_seconds']:>12.2f}"
+                f"{'log run: started -> all lines stored (s)':<{wide}}{'':>12}{st['lines_seconds']:>12.2f}"
             )
-        w("-" * 76)
+        w("-" * (wide + 36))
         if "lines_seconds" in st:
             w(
                 f"log run: {st['lines_stored']:,} of {opts['lines']:,} lines stored, status {st['lines_status']}"
             )
         if "failed" in st:
             w(f"throughput runs not completed: {st['failed']}")
+        if "reuse_failed" in st:
+            w(f"reuse_process throughput runs not completed: {st['reuse_failed']}")
         cpu.report(w, st)
+        cpu.report(w, st, prefix="reuse_")
         w("raw huey stores each no-op's result (its start time), as Studio stores each run's.\n")
         if "workflows" in r:
             from runs.bench import workflows as workflow_bench

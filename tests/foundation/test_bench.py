@@ -75,3 +75,16 @@ def test_a_target_missed_by_the_median_says_so():
     summary.report(lines.append, [{"studio_lines_seconds": v} for v in (0.9, 1.2, 1.1)])
     (line,) = [line for line in lines if line.startswith("100,000 log lines")]
     assert "1.10 s" in line and line.endswith("target < 1 s: NOT met")
+
+
+def test_the_reuse_process_target_is_a_ratio_to_the_same_invocations_raw_huey_and_optional():
+    from runs.bench import summary
+
+    figures = [
+        {"raw_throughput": 1000.0, "studio_reuse_throughput": v} for v in (450.0, 600.0, 520.0)
+    ]
+    lines: list[str] = []
+    summary.report(lines.append, figures)
+    (line,) = [line for line in lines if line.startswith("throughput, reuse_process, x raw Huey")]
+    assert "0.520x" in line and "(0.450 / 0.600 / 0.520)" in line
+    assert line.endswith("target >= 0.5x (optional): met")

@@ -110,10 +110,15 @@ class Command(BaseCommand):
         # with targets run `--invocations` times, taking turns; the dashboard once.
         groups = []
         if any(s in ENGINE_SECTIONS for s in sections):
-            from runs.bench.engine import LINES_TASK, NOOP_TASK
+            from runs.bench.engine import LINES_TASK, NOOP_TASK, REUSED_NOOP_TASK
             from runs.schedules.bench import TICK_TASK
 
-            tasks = {"noop.py": NOOP_TASK, "lines.py": LINES_TASK, "tick.py": TICK_TASK}
+            tasks = {
+                "noop.py": NOOP_TASK,
+                "noop-reused.py": REUSED_NOOP_TASK,
+                "lines.py": LINES_TASK,
+                "tick.py": TICK_TASK,
+            }
             groups.append(("engine", tasks))
         if any(s in API_SECTIONS for s in sections):
             from runs.bench.engine import NOOP_TASK
