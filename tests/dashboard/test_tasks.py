@@ -50,3 +50,14 @@ def test_empty_tasks_folder_says_what_to_do(login, viewer, settings, tmp_path):
 def test_launch_buttons_only_for_operators(login, viewer, operator):
     assert ">Launch<span" not in login(viewer).get("/p/acme/tasks/").content.decode()
     assert ">Launch<span" in login(operator).get("/p/acme/tasks/").content.decode()
+
+
+def test_a_task_page_says_when_its_runs_reuse_a_process(login, viewer, settings, tmp_path):
+    for name, option in (("reused", "reuse_process=True"), ("plain", "")):
+        (tmp_path / f"{name}.py").write_text(
+            f"from runs.definitions import task\n\n@task({option})\ndef run(ctx):\n    return 1\n"
+        )
+    settings.STUDIO_TASKS_DIR = tmp_path
+    client = login(viewer)
+    assert "Reuses its process" in client.get("/p/acme/tasks/reused/").content.decode()
+    assert "Reuses its process" not in client.get("/p/acme/tasks/plain/").content.decode()
