@@ -91,17 +91,22 @@ class Child:
     status_fd: int | None = None
 
 
+def run_pipes() -> tuple[list[int], list[int]]:
+    """A run's four pipes: (the worker's ends [stdout, stderr, events, control], the task's)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    ev_r, ev_w = os.pipe()
+    ctl_r, ctl_w = os.pipe()
+    return [out_r, err_r, ev_r, ctl_w], [out_w, err_w, ev_w, ctl_r]
+
+
 def _ends(request: dict) -> tuple[list[int], list[int]]:
     """(the worker's ends, the task's ends) of what connects a new task process to its worker:
     a run's four pipes, or a reused process's socket."""
     if request.get("reuse"):
         ours, theirs = socket.socketpair()
         return [ours.detach()], [theirs.detach()]
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    ev_r, ev_w = os.pipe()
-    ctl_r, ctl_w = os.pipe()
-    return [out_r, err_r, ev_r, ctl_w], [out_w, err_w, ev_w, ctl_r]
+    return run_pipes()
 
 
 def spawn(request: dict, policy: sandbox.Policy, code: CodeType | Exception, cgroup=None) -> Child:

@@ -29,7 +29,7 @@ from django.conf import settings
 
 from .. import sandboxing
 from ..definitions import TaskDefinition
-from ..process.child import send_run
+from ..process.child import run_pipes, send_run
 from ..process.forkserver import ServingProcess, kill_group
 from . import claim as engine
 
@@ -194,20 +194,17 @@ class ReusedChild:
         self.done: dict | None = None
         self.killed = False
         self.settled = False
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        ev_r, ev_w = os.pipe()
-        ctl_r, ctl_w = os.pipe()
+        ours, theirs = run_pipes()
         try:
-            send_run(warm.process.sock, request, [out_w, err_w, ev_w, ctl_r])
+            send_run(warm.process.sock, request, theirs)
         except OSError:
-            for fd in (out_r, err_r, ev_r, ctl_w):
+            for fd in ours:
                 os.close(fd)
             raise
         finally:
-            for fd in (out_w, err_w, ev_w, ctl_r):
+            for fd in theirs:
                 os.close(fd)
-        self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd = out_r, err_r, ev_r, ctl_w
+        self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd = ours
 
     def exit_source(self):
         """Readable when the process reports the run done, or ends."""

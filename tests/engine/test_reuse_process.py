@@ -4,6 +4,7 @@ replaced after a cancel, a timeout, a crash, N runs, an idle while, or an edit o
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from django.conf import settings
@@ -36,6 +37,12 @@ def run_reused(create):
     return run_reused
 
 
+def assert_served_by_a_new_process(run, before) -> None:
+    assert run.status == "completed", run.error
+    assert run.output["count"] == 1
+    assert run.output["process"] != before.output["process"]
+
+
 def test_runs_of_a_project_share_one_process_and_its_memory(start_test_worker, run_reused):
     start_test_worker()
     runs = [run_reused() for _ in range(3)]
@@ -56,6 +63,18 @@ def test_another_projects_runs_get_a_process_of_their_own(
     assert [r.output["count"] for r in theirs] == [1, 2]
     assert theirs[0].output["process"] != first.output["process"]
     assert again.output["process"] == first.output["process"]
+
+
+def test_runs_at_the_same_time_get_a_process_each(start_test_worker, create):
+    start_test_worker(STUDIO_WORKERS=2, STUDIO_CANCEL_GRACE_SECONDS=10)
+    runs = [create("reused", input={"do": "wait"}) for _ in range(2)]
+    for run in runs:
+        wait_for(lambda run=run: "counted" in event_types(run), message="both runs to start")
+    for run in runs:
+        service.cancel_run(run)
+    runs = [wait_status(run, "cancelled") for run in runs]
+    assert [r.output["count"] for r in runs] == [1, 1]
+    assert runs[0].output["process"] != runs[1].output["process"]
 
 
 def test_a_process_is_replaced_after_max_runs(start_test_worker, run_reused):
@@ -84,10 +103,7 @@ def test_a_cancelled_run_ends_its_process_even_if_it_stops_in_time(
     run = wait_status(run, "cancelled")
     assert run.output["cancelled"] is True  # it honoured the cancel, well within the grace
     assert "stopped after" not in run.cancel_reason
-    after = run_reused()
-    assert after.status == "completed"
-    assert after.output["count"] == 1
-    assert after.output["process"] != before.output["process"]
+    assert_served_by_a_new_process(run_reused(), before)
 
 
 def test_a_timed_out_run_ends_its_process(start_test_worker, run_reused, create):
@@ -97,10 +113,7 @@ def test_a_timed_out_run_ends_its_process(start_test_worker, run_reused, create)
         create("reused", input={"do": "wait", "seconds": 60}, timeout_seconds=1), "failed"
     )
     assert run.error["code"] == "timeout"
-    after = run_reused()
-    assert after.status == "completed"
-    assert after.output["count"] == 1
-    assert after.output["process"] != before.output["process"]
+    assert_served_by_a_new_process(run_reused(), before)
 
 
 def test_a_crash_fails_its_run_and_the_next_run_gets_a_new_process(start_test_worker, run_reused):
@@ -110,10 +123,7 @@ def test_a_crash_fails_its_run_and_the_next_run_gets_a_new_process(start_test_wo
     assert crashed.status == "failed"
     assert crashed.error["code"] == "process_died"
     assert "exited with code 3" in crashed.error["message"]
-    after = run_reused()
-    assert after.status == "completed", after.error
-    assert after.output["count"] == 1
-    assert after.output["process"] != before.output["process"]
+    assert_served_by_a_new_process(run_reused(), before)
 
 
 def test_a_failing_run_keeps_the_process(start_test_worker, run_reused):
@@ -213,3 +223,14 @@ def test_limits_apply_and_a_memory_limit_is_reported_as_such(start_test_worker, 
     assert over.error["code"] == "memory_limit", over.error
     after = wait_status(create("reused-limited", input={"mb": 10}), "completed", "failed")
     assert after.status == "completed", after.error
+
+
+@sandboxed
+@pytest.mark.skipif(os.geteuid() != 0, reason="finds the process by its uid, which needs root")
+def test_a_process_that_died_while_idle_does_not_fail_the_next_run(start_test_worker, run_reused):
+    start_test_worker()
+    before = run_reused()
+    p1 = before.output["uid"] - settings.STUDIO_SANDBOX_UID_BASE
+    os.kill(p1, signal.SIGKILL)  # as the OOM killer or an operator might
+    wait_for(lambda: not alive(p1), 10, message=f"P1 {p1} to end")
+    assert_served_by_a_new_process(run_reused(), before)
