@@ -24,6 +24,7 @@ import select
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -38,11 +39,23 @@ log = logging.getLogger(__name__)
 DONE_TIMEOUT = 10.0  # reading the rest of a "done" line once its first byte arrived
 
 
+class Key(NamedTuple):
+    """What a warm process may be shared by: runs whose keys are equal."""
+
+    task_id: str
+    path: str
+    stamp: tuple[int, int] | None  # the file's mtime and size: an edited file, a new process
+    project_id: str  # never shared between projects: a run's input may hold their secrets
+    limits: str
+    network: bool
+    env_allowlist: tuple[str, ...] | None
+
+
 @dataclass
 class Warm:
     """One warm process of the pool."""
 
-    key: tuple
+    key: Key
     process: ServingProcess
     cpu_budget_ms: int  # retired past this: half its CPU limit
     runs: int = 0
@@ -62,17 +75,17 @@ class Warm:
         self.process.close()
 
 
-_idle: dict[tuple, list[Warm]] = {}  # key -> idle processes, the most recently used last
+_idle: dict[Key, list[Warm]] = {}  # idle processes, the most recently used last
 _lock = threading.Lock()
 
 
-def _key(definition: TaskDefinition, project_id: str) -> tuple:
+def _key(definition: TaskDefinition, project_id: str) -> Key:
     try:
         st = os.stat(definition.path)
         stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
         stamp = None  # the fork server tells the run why the file cannot be read
-    return (
+    return Key(
         definition.id,
         definition.path,
         stamp,
@@ -101,10 +114,10 @@ def acquire(definition: TaskDefinition, request: dict) -> ReusedChild:
                 raise
 
 
-def _take_idle(key: tuple) -> Warm | None:
+def _take_idle(key: Key) -> Warm | None:
     now = time.monotonic()
     with _lock:
-        stale = _sweep(now, path=key[1], stamp=key[2])
+        stale = _sweep(now, changed=key)
         warm = None
         idle = _idle.get(key)
         while idle and warm is None:
@@ -120,16 +133,16 @@ def _take_idle(key: tuple) -> Warm | None:
     return warm
 
 
-def _sweep(now: float, *, path: str | None = None, stamp=None) -> list[Warm]:
-    """Take out (under the lock) the idle processes past their idle time, and those of `path`
-    whose file has changed since (`stamp` is its mtime and size now)."""
+def _sweep(now: float, *, changed: Key | None = None) -> list[Warm]:
+    """Take out (under the lock) the idle processes past their idle time, and those whose
+    task file has changed since (`changed`: a key made now, with the file's stamp now)."""
     limit = settings.STUDIO_REUSE_PROCESS_IDLE_SECONDS
     stale = []
     for key in list(_idle):
+        outdated = changed is not None and key.path == changed.path and key.stamp != changed.stamp
         keep = []
         for warm in _idle[key]:
-            changed = key[1] == path and key[2] != stamp
-            (stale if changed or now - warm.idle_since > limit else keep).append(warm)
+            (stale if outdated or now - warm.idle_since > limit else keep).append(warm)
         if keep:
             _idle[key] = keep
         else:
@@ -137,7 +150,7 @@ def _sweep(now: float, *, path: str | None = None, stamp=None) -> list[Warm]:
     return stale
 
 
-def _start(definition: TaskDefinition, key: tuple) -> Warm:
+def _start(definition: TaskDefinition, key: Key) -> Warm:
     process = engine.fork_server().serve(
         definition.id, path=definition.path, limits=definition.limits, network=definition.network
     )

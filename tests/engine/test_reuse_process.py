@@ -116,27 +116,28 @@ def test_a_timed_out_run_ends_its_process(start_test_worker, run_reused, create)
     assert_served_by_a_new_process(run_reused(), before)
 
 
-def test_a_crash_fails_its_run_and_the_next_run_gets_a_new_process(start_test_worker, run_reused):
+@pytest.mark.parametrize(
+    "do, code, message, replaced",
+    [
+        ("crash", "process_died", "exited with code 3 before returning", True),
+        ("fail", "task_error", "failing on purpose", False),
+    ],
+)
+def test_a_failed_run_replaces_its_process_only_if_the_process_died(
+    start_test_worker, run_reused, do, code, message, replaced
+):
     start_test_worker()
     before = run_reused()
-    crashed = run_reused(do="crash")
-    assert crashed.status == "failed"
-    assert crashed.error["code"] == "process_died"
-    assert "exited with code 3" in crashed.error["message"]
-    assert_served_by_a_new_process(run_reused(), before)
-
-
-def test_a_failing_run_keeps_the_process(start_test_worker, run_reused):
-    start_test_worker()
-    first = run_reused()
-    failed = run_reused(do="fail")
+    failed = run_reused(do=do)
     assert failed.status == "failed"
-    assert failed.error["code"] == "task_error"
-    assert failed.error["message"] == "failing on purpose"
-    assert failed.exit_code == 1
+    assert (failed.error["code"], message in failed.error["message"]) == (code, True)
     after = run_reused()
-    assert after.output["count"] == 3
-    assert after.output["process"] == first.output["process"]
+    if replaced:  # os._exit in the task: the run fails, the next one gets a new process
+        assert_served_by_a_new_process(after, before)
+    else:  # an exception: exit code 1, and the process serves the next run
+        assert failed.exit_code == 1
+        assert after.output["count"] == 3
+        assert after.output["process"] == before.output["process"]
 
 
 def test_output_schema_is_still_checked(start_test_worker, run_reused):
