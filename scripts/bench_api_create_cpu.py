@@ -1,0 +1,260 @@
+"""CPU per `POST /api/runs`, in-process: the web process's share of a create, measured by
+process time rather than by a request rate (which other work on a shared machine moves).
+
+Each round starts a fresh process on a scratch database with the API benchmark's tasks directory
+(one no-op task), posts the API benchmark's body through Django's WSGI handler (every middleware,
+ninja's routing, auth and parsing, the INSERT, the enqueue: all that a gunicorn worker runs for
+the request, minus gunicorn itself), and prints the CPU milliseconds per create. No worker runs:
+the queue is emptied after each round.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/13 \
+        .venv/bin/python scripts/bench_api_create_cpu.py [--requests N] [--rounds R] \
+        [--profile FILE] [CHECKOUT ...]
+
+With several checkouts (directories holding another version of Studio; the default is the
+current directory), the rounds take turns between them, so that each comparison is made in one
+invocation; the summary gives each one's median and its ratio to the first's. `--profile` writes
+a cProfile of one more round of the first checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkouts", nargs="*", default=[os.getcwd()])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", help="write a cProfile of one round of the first checkout")
+    parser.add_argument(
+        "--sample", action="store_true", help="print where one more round's CPU goes (sampled)"
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count instructions per create under valgrind instead (repeatable; slow: use "
+        "--requests 300 or so)",
+    )
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.inner:
+        inner(opts.requests, opts.warmup, opts.profile, opts.sample, opts.callgrind)
+        return
+    checkouts = [str(Path(c).resolve()) for c in opts.checkouts]
+    sys.path.insert(0, checkouts[0])
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+    import django
+
+    django.setup()
+    from runs.bench.engine import NOOP_TASK
+    from runs.bench.scratch import scratch_env
+
+    figures: dict[str, list[float]] = {c: [] for c in checkouts}
+    with scratch_env({"noop.py": NOOP_TASK}) as env:
+        env["STUDIO_SCHEDULER"] = "false"
+        subprocess.check_call(
+            [sys.executable, str(Path(checkouts[0]) / "manage.py"), "migrate", "-v0"],
+            env=env,
+            cwd=checkouts[0],
+            stdin=subprocess.DEVNULL,
+        )
+        command = [sys.executable, os.path.abspath(__file__), "--inner"]
+        command += ["--requests", str(opts.requests), "--warmup", str(opts.warmup)]
+        unit = "ms"
+        if opts.callgrind:
+            unit = "M instructions"
+            env["STUDIO_TOKEN_CACHE_SECONDS"] = "3600"  # valgrind is ~100x slower than the clock
+            command = [
+                "valgrind",
+                "--tool=callgrind",
+                "--collect-atstart=no",
+                "--toggle-collect=starmap_next",  # on while a create runs (see post())
+                "--callgrind-out-file=/dev/null",
+                *command,
+                "--callgrind",
+            ]
+        for r in range(opts.rounds):
+            for checkout in checkouts if r % 2 == 0 else checkouts[::-1]:
+                run = subprocess.run(
+                    command,
+                    env=env,
+                    cwd=checkout,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                if opts.callgrind:
+                    collected = int(run.stderr.split("Collected :")[1].split()[0])
+                    figure = collected / opts.requests / 1e6
+                else:
+                    figure = float(run.stdout.split()[-1])
+                figures[checkout].append(figure)
+                print(f"round {r + 1} {checkout}: {figure:.3f} {unit}", flush=True)
+        extra = ["--profile", opts.profile] if opts.profile else []
+        extra += ["--sample"] if opts.sample else []
+        if extra:
+            subprocess.check_call(
+                [*command, *extra],
+                env=env,
+                cwd=checkouts[0],
+                stdin=subprocess.DEVNULL,
+            )
+    if not opts.rounds:
+        return
+    first = statistics.median(figures[checkouts[0]])
+    for checkout, values in figures.items():
+        median = statistics.median(values)
+        spread = f"{min(values):.3f}-{max(values):.3f}"
+        print(
+            f"{checkout}: median {median:.3f} {unit} per create ({spread}), x{median / first:.3f}"
+        )
+
+
+def inner(requests: int, warmup: int, profile: str | None, sample: bool, callgrind: bool) -> None:
+    sys.path.insert(0, os.getcwd())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from runs.metrics import multiprocess_dir
+
+    multiprocess_dir(settings.VAR_DIR)  # counted as `serve` counts: into per-process files
+    if callgrind:
+        import studio.api
+
+        studio.api.HEALTH_CHECK_EVERY_SECONDS = 3600  # as often per request as at full speed
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+    from huey.contrib.djhuey import HUEY
+
+    from runs.models import ApiToken, Project
+
+    project, _ = Project.objects.get_or_create(slug="cpu", defaults={"name": "cpu"})
+    _, secret = ApiToken.issue(project, "cpu")
+    with connection.cursor() as cursor:  # every round starts from an empty table
+        cursor.execute("DELETE FROM runs_runevent")
+        cursor.execute("DELETE FROM runs_run")
+    body = json.dumps(
+        {
+            "kind": "task",
+            "owner": {"kind": "project", "id": str(project.id)},
+            "request": {"target": "task:noop", "input": {}},
+        }
+    ).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/runs",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": f"Bearer {secret}",
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.errors": sys.stderr,
+    }
+    handler = WSGIHandler()
+    statuses: list[str] = []
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    def post_one() -> None:
+        env = dict(environ)
+        env["wsgi.input"] = io.BytesIO(body)
+        response = handler(env, start_response)
+        b"".join(response)
+        response.close()
+
+    def post(n: int) -> None:
+        # Through starmap: callgrind counts only inside starmap_next (--toggle-collect).
+        for _ in itertools.starmap(post_one, itertools.repeat((), n)):
+            pass
+
+    for _ in range(warmup):  # not through starmap: not counted
+        post_one()
+    if sample:
+        sampled(post, requests)
+    elif profile:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not the waits on the database
+        profiler.runcall(post, requests)
+        profiler.dump_stats(profile)
+    else:
+        t0 = time.process_time()
+        post(requests)
+        cpu = time.process_time() - t0
+    HUEY.storage.flush_queue()
+    bad = [s for s in statuses if not s.startswith("202")]
+    if bad:
+        raise SystemExit(f"{len(bad)} creates did not answer 202: {bad[:3]}")
+    if not (profile or sample):
+        print(f"cpu_ms_per_create {cpu * 1000 / requests:.4f}")
+
+
+def sampled(fn, *args, interval: float = 0.0002, top: int = 110) -> None:
+    """Run fn(*args), sampling the Python stack on the process's CPU clock (SIGPROF); print the
+    functions holding most samples, inclusive (anywhere on the stack) and self (on top)."""
+    import collections
+    import signal
+
+    inclusive: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()
+    samples = [0]
+
+    def where(frame) -> str:
+        code = frame.f_code
+        path = code.co_filename
+        for cut in ("site-packages/", "python3.11/", os.getcwd() + "/"):
+            if cut in path:
+                path = path.split(cut, 1)[1]
+        return f"{path}:{code.co_firstlineno}({code.co_name})"
+
+    def on_sample(signum, frame) -> None:
+        samples[0] += 1
+        own[where(frame)] += 1
+        seen = set()
+        while frame is not None:
+            name = where(frame)
+            if name not in seen:
+                seen.add(name)
+                inclusive[name] += 1
+            frame = frame.f_back
+
+    signal.signal(signal.SIGPROF, on_sample)
+    signal.setitimer(signal.ITIMER_PROF, interval, interval)
+    try:
+        fn(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+    total = samples[0] or 1
+    for title, counter in (("inclusive", inclusive), ("self", own)):
+        print(f"\n{title}: % of {total} samples")
+        for name, count in counter.most_common(top):
+            print(f"{100 * count / total:6.1f}  {name}")
+
+
+if __name__ == "__main__":
+    main()
