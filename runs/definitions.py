@@ -539,6 +539,12 @@ class TaskRegistry:
 
 
 _registries: dict[tuple[Path, bool], TaskRegistry] = {}
+# The same registries by the root as callers name it. Resolving the name (a system call per
+# path component) cost every create as much as discovery's own look at the directory, so a
+# name is resolved once: a symlink on the way to the tasks directory that is later pointed
+# elsewhere is not followed anew (settings resolve STUDIO_TASKS_DIR once at startup anyway).
+_by_name: dict[tuple[Path | str, bool], TaskRegistry] = {}
+_BY_NAME_MAX = 256  # a bound, not a knob: callers name a handful of roots
 _registries_lock = threading.Lock()
 _sandboxed_loader: Callable[[], BatchLoader] | None = None
 
@@ -551,9 +557,11 @@ def use_sandboxed_discovery(make_loader: Callable[[], BatchLoader]) -> None:
         _sandboxed_loader = make_loader
         for key in [k for k in _registries if not k[1]]:
             del _registries[key]
+        for key in [k for k in _by_name if not k[1]]:
+            del _by_name[key]
 
 
-def get_registry(root: Path | None = None, *, in_process: bool = False) -> TaskRegistry:
+def get_registry(root: Path | str | None = None, *, in_process: bool = False) -> TaskRegistry:
     """The registry of `root` (default: settings.STUDIO_TASKS_DIR).
 
     Studio's web and worker processes never import task files themselves: unless `in_process`
@@ -562,12 +570,20 @@ def get_registry(root: Path | None = None, *, in_process: bool = False) -> TaskR
         from django.conf import settings
 
         root = settings.STUDIO_TASKS_DIR
-    root = Path(root).resolve()
+    registry = _by_name.get((root, in_process))
+    if registry is not None:
+        return registry
+    resolved = Path(root).resolve()
     with _registries_lock:
-        if (root, in_process) not in _registries:
+        registry = _registries.get((resolved, in_process))
+        if registry is None:
             loader = None if in_process or _sandboxed_loader is None else _sandboxed_loader()
-            _registries[(root, in_process)] = TaskRegistry(root, loader)
-        return _registries[(root, in_process)]
+            registry = _registries[(resolved, in_process)] = TaskRegistry(resolved, loader)
+        if len(_by_name) >= _BY_NAME_MAX:
+            _by_name.clear()
+        _by_name[(root, in_process)] = registry
+        return registry
+
 
 
 def discover(root: Path | None = None, *, in_process: bool = False) -> Discovery:

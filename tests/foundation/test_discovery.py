@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runs.definitions import LocalContext, TaskRegistry
+from runs.definitions import LocalContext, TaskRegistry, discover, get_registry
 from runs.process.runner import execute
 from tests.foundation.helpers import SIMPLE_TASK, rewrite, write_task
 
@@ -338,6 +338,24 @@ def test_it_picks_up_added_changed_and_removed_files_without_a_restart(tasks_dir
 
     (tasks_dir / "first.py").unlink()
     assert list(registry.discover().tasks) == ["reports-second"]
+
+
+def test_a_directory_named_several_ways_has_one_registry(tasks_dir):
+    link = tasks_dir.parent / "link"
+    link.symlink_to(tasks_dir)
+    registry = get_registry(tasks_dir, in_process=True)
+    for name in (tasks_dir, str(tasks_dir), link, tasks_dir / "sub" / "..", str(link)):
+        assert get_registry(name, in_process=True) is registry, name
+    assert registry.root == tasks_dir.resolve()
+
+
+def test_discover_by_a_remembered_name_still_sees_every_change(tasks_dir):
+    write_task(tasks_dir, "first.py")
+    assert list(discover(tasks_dir, in_process=True).tasks) == ["first"]
+    write_task(tasks_dir, "second.py")
+    assert sorted(discover(tasks_dir, in_process=True).tasks) == ["first", "second"]
+    (tasks_dir / "first.py").unlink()
+    assert list(discover(tasks_dir, in_process=True).tasks) == ["second"]
 
 
 def test_it_notices_a_file_breaking_and_being_fixed(tasks_dir):
