@@ -9,6 +9,9 @@ then `Model.from_db`, and one level of `select_related` cached on the instance.
 
 And the write side of the same idea: `update_row`, a plain UPDATE by primary key without the
 ORM's compiler, and `pipelined()`, PostgreSQL's pipeline mode for a pass's few writes.
+
+`execute_kept` runs a hot statement (the API's run lookups, a run's creation) on a cursor the
+thread keeps instead of a new one each time.
 """
 
 from __future__ import annotations
@@ -114,6 +117,36 @@ def _builder(compiler, alias: str):
         return obj
 
     return build
+
+
+_kept = threading.local()
+
+
+def execute_kept(connection, sql: str, params: list, *, fetch_one: bool = False) -> Any:
+    """Run one statement on a database cursor this thread keeps for `connection`; with
+    `fetch_one`, return its first row (None if it has none).
+
+    `connection.cursor()` builds and wraps a new cursor for each statement, which cost a third
+    of a run lookup. The kept one is the backend's own (`create_cursor()`), used the way Django
+    uses it: the connection's health check first, a broken transaction refused, errors turned
+    into Django's (IntegrityError; a lost database is still the API's 503, and the connection
+    is dropped after the request).
+    When queries are being logged (DEBUG, assertNumQueries) or wrapped (execute_wrapper), the
+    statement takes Django's ordinary path, so that they see it."""
+    if connection.queries_logged or connection.execute_wrappers:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone() if fetch_one else None
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors:
+        kept = getattr(_kept, "cursor", None)
+        if kept is None or kept[0] is not connection.connection:
+            kept = _kept.cursor = (connection.connection, connection.create_cursor())
+        cursor = kept[1]
+        cursor.execute(sql, params)
+        return cursor.fetchone() if fetch_one else None
 
 
 def update_row(model: type[Model], pk: Any, values: dict[str, Any], using: str = "default") -> None:

@@ -4,7 +4,7 @@
 through the ORM (filter, a 40-column select, converters) cost more CPU than the database took
 to answer it; the statement never changes, so each thread compiles it once, through the ORM
 (so the columns, quoting and value converters are Django's own), and then only executes it,
-on a database cursor the thread keeps (`_fetch_one`).
+on a database cursor the thread keeps (`compiled.execute_kept`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 from django.db import connections, router
 
-from ..compiled import convert_row
+from ..compiled import convert_row, execute_kept
 from ..models import Run, RunEvent
 from .schemas import RUN_WIRE_FIELDS
 
@@ -68,7 +68,7 @@ def _run_values(run_id: str, fields: tuple[str, ...] | None) -> tuple[list[str],
     alias = _alias()
     connection = connections[alias]
     sql, attnames, converters = _run_statement(connection, fields)
-    row = _fetch_one(connection, sql, [run_id])
+    row = execute_kept(connection, sql, [run_id], fetch_one=True)
     if row is None:
         return None
     return attnames, convert_row(row, converters, connection)
@@ -86,33 +86,9 @@ def run_project_and_news(run_id: str, after: int) -> tuple[uuid.UUID, bool] | No
         f"WHERE e.{qn('run_id')} = r.{qn('id')} AND e.{qn('id')} > %s) "
         f"FROM {qn(runs)} r WHERE r.{qn('id')} = %s"
     )
-    row = _fetch_one(connection, sql, [after, run_id])
+    row = execute_kept(connection, sql, [after, run_id], fetch_one=True)
     if row is None:
         return None
     project_id, news = row
     # PostgreSQL hands back a UUID, SQLite its 32 hex digits.
     return (project_id if isinstance(project_id, uuid.UUID) else uuid.UUID(project_id)), bool(news)
-
-
-def _fetch_one(connection, sql: str, params: list) -> tuple | None:
-    """The first row of `sql`, on a cursor this thread keeps for its database connection.
-
-    `connection.cursor()` builds and wraps a new cursor for each statement, which cost a third
-    of the lookup itself. The kept one is the backend's own (`create_cursor()`), used the way
-    Django uses it: the connection's health check first, its errors turned into Django's (so
-    a lost database is still the API's 503, and the connection is dropped after the request).
-    When queries are being logged (DEBUG, assertNumQueries) or wrapped (execute_wrapper), the
-    statement takes Django's ordinary path, so that they see it."""
-    if connection.queries_logged or connection.execute_wrappers:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        kept = getattr(_local, "cursor", None)
-        if kept is None or kept[0] is not connection.connection:
-            kept = _local.cursor = (connection.connection, connection.create_cursor())
-        cursor = kept[1]
-        cursor.execute(sql, params)
-        return cursor.fetchone()

@@ -1,10 +1,13 @@
-"""The hot reads' kept cursor (runs.api.lookups): answers stay right when the connection behind
-it is replaced or dies, and Django's query tools still see each statement."""
+"""The kept cursor under the hot reads (runs.api.lookups) and creates (runs.compiled.execute_kept):
+answers stay right when the connection behind it is replaced or dies, and Django's query tools
+still see each statement."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection
+
+from runs.models import Run
 
 from .conftest import assert_error, make_run
 
@@ -51,3 +54,23 @@ def test_query_tools_see_the_read(api, warm, django_assert_num_queries):
     with django_assert_num_queries(1) as captured:
         assert api.get(f"/runs/{run.pk}").content == before
     assert run.pk in captured.captured_queries[0]["sql"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a lost server is PostgreSQL's")
+def test_a_create_on_a_connection_lost_within_the_checked_second_answers_503_then_recovers(
+    api, warm, task_body
+):
+    assert api.post("/runs", task_body()).status_code == 202  # the create's cursor is kept too
+    count = Run.objects.count()
+    enabled = connection.health_check_enabled
+    connection.health_check_enabled = False  # as in the second after a ping that succeeded
+    try:
+        connection.connection.close()  # the server went away under the kept cursor
+        response = api.post("/runs", task_body())
+        assert_error(response, 503, "service_unavailable")
+        assert connection.errors_occurred
+    finally:
+        connection.health_check_enabled = enabled
+        connection.close()
+    assert Run.objects.count() == count
+    assert api.post("/runs", task_body()).status_code == 202
