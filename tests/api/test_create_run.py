@@ -174,6 +174,19 @@ def test_it_refuses_unknown_fields_at_every_level(api, task_body):
     }
 
 
+@pytest.mark.parametrize("part", ["owner", "request"])
+@pytest.mark.parametrize("value", ["acme", 7, ["a list"]])
+def test_it_names_a_part_that_is_not_an_object_with_its_rule(api, task_body, part, value):
+    error = assert_error(api.post("/runs", {**task_body(), part: value}), 422, "validation_error")
+    assert error["detail"] == [
+        {
+            "field": part,
+            "message": "Input should be a valid dictionary or object to extract fields from",
+            "rule": "model_attributes_type",
+        }
+    ]
+
+
 def test_it_names_missing_top_level_fields(api):
     error = assert_error(api.post("/runs", {"kind": "task"}), 422, "validation_error")
     assert {e["field"] for e in error["detail"]} == {"owner", "request"}
