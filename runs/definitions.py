@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -480,56 +481,69 @@ class TaskRegistry:
         self._cache: dict[Path, tuple[tuple[int, int], Loaded]] = {}
         self._snapshot: Discovery | None = None
         self._signature: tuple | None = None
+        self._looked: tuple[float, Discovery] | None = None  # (monotonic time, what was seen)
 
-    def discover(self) -> Discovery:
+    def discover(self, max_age: float = 0.0) -> Discovery:
+        """The tasks as the directory holds them now; with `max_age`, as it held them when it
+        was last looked at, if that was less than `max_age` seconds ago (no look at all)."""
+        looked = self._looked
+        if max_age > 0 and looked is not None and time.monotonic() - looked[0] < max_age:
+            return looked[1]
         with self._lock:
-            files = list(iter_task_files(self.root))
-            stamps = []
-            for path in files:
-                try:
-                    st = path.stat()
-                    stamps.append((path, (st.st_mtime_ns, st.st_size)))
-                except FileNotFoundError:
-                    continue
-            signature = tuple(stamps)
-            if signature == self._signature and self._snapshot is not None:
-                return self._snapshot
-            changed = [
-                (path, task_id_for(path, self.root))
-                for path, stamp in stamps
-                if (cached := self._cache.get(path)) is None or cached[0] != stamp
-            ]
-            fresh = self.loader(self.root, changed) if changed else {}
-            result = Discovery()
-            seen: dict[str, str] = {}
-            cache = {}
-            for path, stamp in stamps:
-                if path in fresh:
-                    value = fresh[path]
-                    loaded = (
-                        value
-                        if isinstance(value, TaskDefinition)
-                        else DiscoveryError(path=self._display(path), message=str(value))
-                    )
-                else:
-                    loaded = self._cache[path][1]
-                cache[path] = (stamp, loaded)
-                if isinstance(loaded, DiscoveryError):
-                    result.errors.append(loaded)
-                elif loaded.id in seen:
-                    result.errors.append(
-                        DiscoveryError(
-                            path=self._display(path),
-                            message=f"task id {loaded.id!r} is already defined by {seen[loaded.id]}",
-                        )
-                    )
-                else:
-                    seen[loaded.id] = self._display(path)
-                    result.tasks[loaded.id] = loaded
-            self._cache = cache
-            self._signature = signature
-            self._snapshot = result
+            started = time.monotonic()  # what is seen below is at least this recent
+            result = self._look()
+            self._looked = (started, result)
             return result
+
+    def _look(self) -> Discovery:
+        """Look at the directory: stat every file, load the ones that changed."""
+        files = list(iter_task_files(self.root))
+        stamps = []
+        for path in files:
+            try:
+                st = path.stat()
+                stamps.append((path, (st.st_mtime_ns, st.st_size)))
+            except FileNotFoundError:
+                continue
+        signature = tuple(stamps)
+        if signature == self._signature and self._snapshot is not None:
+            return self._snapshot
+        changed = [
+            (path, task_id_for(path, self.root))
+            for path, stamp in stamps
+            if (cached := self._cache.get(path)) is None or cached[0] != stamp
+        ]
+        fresh = self.loader(self.root, changed) if changed else {}
+        result = Discovery()
+        seen: dict[str, str] = {}
+        cache = {}
+        for path, stamp in stamps:
+            if path in fresh:
+                value = fresh[path]
+                loaded = (
+                    value
+                    if isinstance(value, TaskDefinition)
+                    else DiscoveryError(path=self._display(path), message=str(value))
+                )
+            else:
+                loaded = self._cache[path][1]
+            cache[path] = (stamp, loaded)
+            if isinstance(loaded, DiscoveryError):
+                result.errors.append(loaded)
+            elif loaded.id in seen:
+                result.errors.append(
+                    DiscoveryError(
+                        path=self._display(path),
+                        message=f"task id {loaded.id!r} is already defined by {seen[loaded.id]}",
+                    )
+                )
+            else:
+                seen[loaded.id] = self._display(path)
+                result.tasks[loaded.id] = loaded
+        self._cache = cache
+        self._signature = signature
+        self._snapshot = result
+        return result
 
     def _display(self, path: Path) -> str:
         try:
@@ -585,6 +599,8 @@ def get_registry(root: Path | str | None = None, *, in_process: bool = False) ->
         return registry
 
 
-
-def discover(root: Path | None = None, *, in_process: bool = False) -> Discovery:
-    return get_registry(root, in_process=in_process).discover()
+def discover(
+    root: Path | None = None, *, in_process: bool = False, max_age: float = 0.0
+) -> Discovery:
+    """The tasks under `root` (see TaskRegistry.discover for `max_age`)."""
+    return get_registry(root, in_process=in_process).discover(max_age)

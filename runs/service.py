@@ -56,16 +56,23 @@ class CreateResult:
     definition: TaskDefinition | None = field(default=None, repr=False)
 
 
-def resolve_task(target: str) -> TaskDefinition:
-    """The task a `task:<id>` target names, or TargetNotFound saying what exists."""
+def resolve_task(target: str, *, max_age: float = 0.0) -> TaskDefinition:
+    """The task a `task:<id>` target names, or TargetNotFound saying what exists.
+
+    `max_age`: the tasks directory as seen up to that many seconds ago will do (see
+    TaskRegistry.discover), except that a task not found there is looked for again now, so
+    one added a moment ago is never refused."""
     if not isinstance(target, str) or not target.startswith("task:"):
         raise TargetNotFound(
             f"target {target!r} must look like task:<id> or workflow:<id>",
             errors=[FieldError("target", "must look like task:<id> or workflow:<id>", "pattern")],
         )
     task_id = target.removeprefix("task:")
-    found = discover()
+    found = discover(max_age=max_age)
     definition = found.get(task_id)
+    if definition is None and max_age > 0:
+        found = discover()
+        definition = found.get(task_id)
     if definition is None:
         known = ", ".join(sorted(found.tasks)) or "none"
         raise TargetNotFound(
@@ -104,11 +111,12 @@ def create_run(
     metadata: dict | None = None,
     start_mode: str | None = None,
     runtime_target_kind: str | None = None,
+    tasks_max_age: float = 0.0,
 ) -> CreateResult:
     """Validate, store a pending run with its `run.created` event, and enqueue it after commit.
 
     A second call with the same `public_id` in the same project returns the first run with
-    `duplicate=True` and enqueues nothing.
+    `duplicate=True` and enqueues nothing. `tasks_max_age`: see resolve_task's `max_age`.
     """
     if public_id:
         existing = Run.objects.filter(project=project, public_id=public_id).first()
@@ -150,6 +158,7 @@ def create_run(
         metadata=metadata,
         start_mode=start_mode,
         runtime_target_kind=runtime_target_kind,
+        tasks_max_age=tasks_max_age,
     )
     try:
         lifecycle.create(run, task_id=definition.id)
@@ -184,15 +193,17 @@ def build_task_run(
     start_mode: str | None = None,
     runtime_target_kind: str | None = None,
     definition: TaskDefinition | None = None,
+    tasks_max_age: float = 0.0,
 ) -> tuple[Run, TaskDefinition]:
     """Validate a task run and build it, with its defaults filled in, without saving it.
 
     The one place that knows a task run's defaults: create_run saves what this builds; the
     scheduler's burst path and a workflow's next steps save many at once (lifecycle.create_many).
     Tasks only: a workflow target goes through create_run. `definition`: the target's, if the
-    caller found it already. RunError when the target or a field is not acceptable."""
+    caller found it already; `tasks_max_age`: see resolve_task's `max_age`. RunError when the
+    target or a field is not acceptable."""
     if definition is None or definition.target != target:
-        definition = resolve_task(target)
+        definition = resolve_task(target, max_age=tasks_max_age)
     input = {} if input is None else input
     config = {} if config is None else config
     problems: list[FieldError] = []

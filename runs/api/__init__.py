@@ -45,6 +45,12 @@ from .schemas import (
 
 router = Router(tags=["runs"])
 
+# A create may go by the tasks directory as it was seen this long ago, rather than look at every
+# task file again (stat each, walk each folder) for each of hundreds of creates a second: an
+# edited task file is seen by the API's creates within this bound (a new task at once: one that
+# is not found is looked for again). The worker runs whatever the file holds when the run starts.
+TASKS_SEEN_WITHIN_SECONDS = 0.25
+
 READ_ERRORS = {frozenset({401, 404, 422}): ErrorOut}
 WRITE_ERRORS = {frozenset({400, 401, 403, 404, 413, 422}): ErrorOut}
 
@@ -177,6 +183,7 @@ def create_run(request, payload: Body[CreateRunIn]):
             created_by=_created_by(token),
             start_mode=spec.start_mode,
             runtime_target_kind=spec.runtime_target_kind,
+            tasks_max_age=TASKS_SEEN_WITHIN_SECONDS,
             **options,
         )
     except service.RunError as exc:

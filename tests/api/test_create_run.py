@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import override_settings
 
 from runs.models import Run, RunEvent
+from tests.foundation.helpers import SIMPLE_TASK, rewrite, write_task
 
 from .conftest import assert_error, make_run
 
@@ -282,3 +285,47 @@ def test_it_refuses_input_nested_too_deeply(api, task_body):
     error = assert_error(api.post("/runs", body), 422, "validation_error")
     assert error["detail"][0]["field"] == "request.input"
     assert "nested" in error["detail"][0]["message"]
+
+
+# --- The tasks directory as creates see it -------------------------------------------------------
+
+REQUIRES_N = SIMPLE_TASK.replace(
+    "@task",
+    "@task(input_schema={'type': 'object', 'required': ['n'], 'properties': {'n': {}}})",
+)
+
+
+@pytest.fixture
+def own_tasks(settings, tmp_path):
+    settings.STUDIO_TASKS_DIR = tmp_path
+    return tmp_path
+
+
+def test_a_task_added_a_moment_ago_is_found_at_once(api, task_body, own_tasks, monkeypatch):
+    monkeypatch.setattr("runs.api.TASKS_SEEN_WITHIN_SECONDS", 60)
+    write_task(own_tasks, "first.py")
+    assert api.post("/runs", task_body(target="task:first")).status_code == 202
+    write_task(own_tasks, "second.py")  # within the minute: not found in the last look
+    assert api.post("/runs", task_body(target="task:second")).status_code == 202
+
+
+def test_an_edited_task_holds_for_creates_once_the_last_look_is_older_than_the_bound(
+    api, task_body, own_tasks, monkeypatch
+):
+    monkeypatch.setattr("runs.api.TASKS_SEEN_WITHIN_SECONDS", 0.05)
+    path = write_task(own_tasks, "report.py")
+    assert api.post("/runs", task_body(target="task:report")).status_code == 202
+    rewrite(path, REQUIRES_N)
+    time.sleep(0.06)
+    error = assert_error(api.post("/runs", task_body(target="task:report")), 422, "invalid_input")
+    assert error["detail"][0]["field"] == "request.input.n"
+
+
+def test_within_the_bound_creates_go_by_the_last_look(api, task_body, own_tasks, monkeypatch):
+    monkeypatch.setattr("runs.api.TASKS_SEEN_WITHIN_SECONDS", 60)
+    path = write_task(own_tasks, "report.py")
+    assert api.post("/runs", task_body(target="task:report")).status_code == 202
+    rewrite(path, REQUIRES_N)
+    assert api.post("/runs", task_body(target="task:report")).status_code == 202
+    monkeypatch.setattr("runs.api.TASKS_SEEN_WITHIN_SECONDS", 0)  # as every other caller looks
+    assert_error(api.post("/runs", task_body(target="task:report")), 422, "invalid_input")

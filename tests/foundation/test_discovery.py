@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from runs.definitions import LocalContext, TaskRegistry, discover, get_registry
@@ -356,6 +358,23 @@ def test_discover_by_a_remembered_name_still_sees_every_change(tasks_dir):
     assert sorted(discover(tasks_dir, in_process=True).tasks) == ["first", "second"]
     (tasks_dir / "first.py").unlink()
     assert list(discover(tasks_dir, in_process=True).tasks) == ["second"]
+
+
+def test_with_a_max_age_it_answers_from_its_last_look_until_that_is_older(tasks_dir):
+    registry = TaskRegistry(tasks_dir)
+    path = write_task(tasks_dir, "report.py")
+    assert registry.discover(max_age=60).get("report").name == "report"  # first look: now
+    rewrite(path, SIMPLE_TASK.replace("@task", "@task(name='Renamed')"))
+    write_task(tasks_dir, "added.py")
+    # Looked less than a minute ago: that look stands, the directory is not read.
+    assert list(registry.discover(max_age=60).tasks) == ["report"]
+    assert registry.discover(max_age=60).get("report").name == "report"
+    # Without max_age (every caller but the API's creates), or once the look is older: now.
+    assert registry.discover().get("report").name == "Renamed"
+    rewrite(path, SIMPLE_TASK.replace("@task", "@task(name='Again')"))
+    time.sleep(0.06)
+    assert registry.discover(max_age=0.05).get("report").name == "Again"
+    assert sorted(registry.discover(max_age=0.05).tasks) == ["added", "report"]
 
 
 def test_it_notices_a_file_breaking_and_being_fixed(tasks_dir):
