@@ -60,6 +60,23 @@ def test_every_column_is_stored_as_given(project):
     assert event.payload == {"target": "task:echo", "trigger_kind": "api", "created_by": "token:ci"}
 
 
+def test_every_field_sends_none_as_null():
+    # The INSERT's values skip the field's conversion for a None (lifecycle._column_values):
+    # that must be what the field itself would send.
+    for field in Run._meta.concrete_fields:
+        assert field.get_db_prep_save(None, connection) is None, field.name
+
+
+def test_a_run_with_no_optional_value_set_stores_nulls(project):
+    run = build(project)
+    lifecycle.create(run, task_id="echo", enqueue_run=False)
+    stored = Run.objects.get(pk=run.pk)
+    nullable = [f for f in Run._meta.concrete_fields if f.null]
+    assert [f.name for f in nullable if getattr(stored, f.attname) is not None] == [
+        f.name for f in nullable if getattr(run, f.attname) is not None
+    ]
+
+
 def test_a_create_after_the_connection_was_replaced_is_stored(project):
     first = service.create_run(project, target="task:echo").run
     connection.close()  # CONN_MAX_AGE ran out, or a health check failed: a new connection next
