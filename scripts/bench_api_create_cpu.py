@@ -16,7 +16,9 @@ current directory), the rounds take turns between them, so that each comparison 
 invocation; the summary gives each one's median and its ratio to the first's. `--callgrind`
 counts instructions instead of CPU time (user space only: the system calls of the two round
 trips are not in it); `--sample` and `--profile` show where one more round's time goes;
-`--bare` measures the benchmark's bare route, the floor under any API request.
+`--bare` measures the benchmark's bare route, the floor under any API request. Beside the
+process's own CPU, the CPU of the PostgreSQL backend serving it (from /proc, so only for a
+server on this host that this user can read).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def main() -> None:
     from runs.bench.scratch import scratch_env
 
     figures: dict[str, list[float]] = {c: [] for c in checkouts}
+    database: dict[str, list[float]] = {c: [] for c in checkouts}
     with scratch_env({"noop.py": NOOP_TASK}) as env:
         env["STUDIO_SCHEDULER"] = "false"
         subprocess.check_call(
@@ -110,9 +113,11 @@ def main() -> None:
                     collected = int(run.stderr.split("Collected :")[1].split()[0])
                     figure = collected / opts.requests / 1e6
                 else:
-                    figure = float(run.stdout.split()[-1])
+                    figure, pg = map(float, run.stdout.split()[-2:])
+                    database[checkout].append(pg)
                 figures[checkout].append(figure)
-                print(f"round {r + 1} {checkout}: {figure:.3f} {unit}", flush=True)
+                also = f" (PostgreSQL: {pg:.3f} ms)" if database[checkout] else ""
+                print(f"round {r + 1} {checkout}: {figure:.3f} {unit}{also}", flush=True)
         extra = ["--profile", opts.profile] if opts.profile else []
         extra += ["--sample"] if opts.sample else []
         if extra:
@@ -131,6 +136,12 @@ def main() -> None:
         print(
             f"{checkout}: median {median:.3f} {unit} per request ({spread}), x{median / first:.3f}"
         )
+        if database[checkout]:
+            pg = database[checkout]
+            print(
+                f"  and its PostgreSQL backend: median {statistics.median(pg):.3f} ms CPU "
+                f"per request ({min(pg):.3f}-{max(pg):.3f})"
+            )
 
 
 def inner(opts) -> None:
@@ -223,16 +234,35 @@ def inner(opts) -> None:
         profiler.runcall(post, requests)
         profiler.dump_stats(profile)
     else:
+        pg0 = _backend_cpu()
         t0 = time.process_time()
         post(requests)
         cpu = time.process_time() - t0
+        pg = _backend_cpu() - pg0
     HUEY.storage.flush_queue()
     expected = "200" if opts.bare else "202"
     bad = [s for s in statuses if not s.startswith(expected)]
     if bad:
         raise SystemExit(f"{len(bad)} requests did not answer {expected}: {bad[:3]}")
     if not (profile or sample):
-        print(f"cpu_ms_per_create {cpu * 1000 / requests:.4f}")
+        print(f"cpu_ms_per_request {cpu * 1000 / requests:.4f} {pg * 1000 / requests:.4f}")
+
+
+def _backend_cpu() -> float:
+    """CPU seconds the PostgreSQL backend serving this process has used (0 elsewhere, or when
+    the server's processes cannot be read: another host, another user)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sampled(fn, *args, interval: float = 0.0002, top: int = 110) -> None:
