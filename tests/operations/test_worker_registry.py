@@ -62,7 +62,11 @@ def test_a_killed_workers_runs_are_settled_long_before_the_lost_window(start_wor
     wait_run(run, "failed", timeout=20)
     assert (timezone.now() - started).total_seconds() < 20
     assert run.error["code"] == "worker_lost"
-    gone = Worker.objects.get(pid=doomed.pid)
+    # The worker's record says what became of its runs once they are all settled: just after.
+    gone = wait_for(
+        lambda: Worker.objects.filter(pid=doomed.pid).exclude(outcome={}).first(),
+        message="the lost worker's outcome",
+    )
     assert gone.state == "lost"
     assert gone.outcome == {"total": {"failed": 1}, "by_project": {str(project.pk): {"failed": 1}}}
 
