@@ -43,9 +43,19 @@ def multiprocess_dir(var_dir: Path, *, clean: bool = False) -> str:
     return str(path)
 
 
-@cache
+_creating = threading.Lock()
+
+
 def m() -> SimpleNamespace:
-    """This process's counters and histograms (created on first use)."""
+    """This process's counters and histograms (created on first use). Two threads counting
+    their first thing at once must not both create them: the registry refuses a second set,
+    and what that thread counted would be lost."""
+    with _creating:
+        return _metrics()
+
+
+@cache
+def _metrics() -> SimpleNamespace:
     from prometheus_client import Counter, Histogram
 
     return SimpleNamespace(
