@@ -1,11 +1,14 @@
 """Per-run cost of the fork server's sandbox: N no-op spawns, wall p50 and CPU per run.
 
-    python scripts/bench_spawn.py [N] [--limits] [--no-cgroups]   (from the tree to measure)
+    python scripts/bench_spawn.py [N] [--limits] [--no-cgroups] [--gap SECONDS]
+                                                  (from the tree to measure)
 
 CPU per run = the fork server's own CPU plus that of every process it reaped (the runs) and of
 its children alive at the time (its preparer, the prepared sandboxes), from /proc/<pid>/stat
 (utime+stime+cutime+cstime), divided by N. --limits gives each
-run limits of its own, so it takes the slow path instead of the prepared sandbox.
+run limits of its own, so it takes the slow path instead of the prepared sandbox. --gap waits
+between runs (the way a client creates a run, waits for it, creates the next): a prepared sandbox
+is then ready, as it is not when runs come back to back.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ def main() -> None:
     server.start()
     path = str(tasks / "echo.py")
 
+    gap = float(sys.argv[sys.argv.index("--gap") + 1]) if "--gap" in sys.argv else 0.0
+
     def one() -> float:
         start = time.perf_counter()
         child = server.spawn("echo", path=path, input={}, limits=limits, network=True)
@@ -63,7 +68,10 @@ def main() -> None:
     time.sleep(0.2)
     before = cpu_ms(server.proc.pid)
     start = time.perf_counter()
-    walls = [one() for _ in range(n)]
+    walls = []
+    for _ in range(n):
+        walls.append(one())
+        time.sleep(gap)
     elapsed = time.perf_counter() - start
     time.sleep(0.3)  # let the last runs be reaped
     after = cpu_ms(server.proc.pid)
@@ -72,6 +80,7 @@ def main() -> None:
         json.dumps(
             {
                 "p50_ms": round(statistics.median(walls) * 1000, 2),
+                "p95_ms": round(sorted(walls)[int(0.95 * (len(walls) - 1))] * 1000, 2),
                 "runs_per_s": round(n / elapsed, 1),
                 "cpu_ms_per_run": round((after - before) / n, 3),
             }
