@@ -41,6 +41,9 @@ def test_launch_the_rich_schema_example_and_watch_it_run(
     page.get_by_label("Start date").fill("2025-03-01")
     page.get_by_label("Send welcome email").uncheck()
     page.get_by_role("button", name="+ Add item").click()
+    # The keyboard lands on the new row once the form has settled; typing before that could
+    # lose the focus (and the text) to it.
+    expect(page.get_by_label("Tags 1")).to_be_focused()
     page.get_by_label("Tags 1").fill("vip")
     page.get_by_label("City").fill("Berlin")  # ...but no country: the server says what is missing
     page.get_by_role("button", name="Launch run").click()
