@@ -382,17 +382,29 @@ def prepare_warm(policy: sandbox.Policy, cgroup=None, *, sibling: bool = False) 
             os._exit(status)
     theirs.close()
     task_theirs.close()
+    if policy.own_uids:
+        # Set up (and rehearse) only when no other process wants the CPU, so that preparing the
+        # next run's sandbox never slows down a run: the fork server restores the normal
+        # priority when it hands a run over (`promote`: as root only; an ordinary user may
+        # lower a priority but not raise it back). Done here, by the parent, and never by P1
+        # itself: P1 may not have run a single line yet when its run comes and `promote` lifts
+        # it, and lowering itself afterwards would leave that run at idle priority, starved
+        # for as long as anything else wants the CPU. (The preparer runs at idle priority, so
+        # what it clones already does; this only matters for the fork server's own refill.)
+        try:
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass  # gone already: handing a run to it fails, and the run takes the slow path
     return Warm(pid, ours, task_ours)
 
 
 def hand_to_warm(warm: Warm, request: dict, code: CodeType | Exception) -> Child:
     """Give `request` to the prepared sandbox `warm`: the run's status descriptor to its P1; the
-    run's pipes, request and code to its waiting task process."""
+    run's pipes, request and code to its waiting task process. (As root, `promote` it first.)"""
     body = json.dumps(
         {**request, "load_error": str(code) if isinstance(code, Exception) else None}
     ).encode()
     compiled = b"" if isinstance(code, Exception) else marshal.dumps(code)
-    _promote(warm.pid)
     ours, theirs = _ends(request)
     st_r, st_w = os.pipe()
     try:
@@ -410,21 +422,27 @@ def hand_to_warm(warm: Warm, request: dict, code: CodeType | Exception) -> Child
     return Child(pid=warm.pid, ends=ours, status_fd=st_r)
 
 
-def _promote(p1: int) -> None:
-    """Give the prepared sandbox `p1` (and its task process) the CPU at the normal priority:
-    it was set up at idle priority (`_run_warm`), which only the fork server, as root, can lift.
-    A sandbox still being set up finishes at the normal priority too."""
+def promote(p1: int) -> bool:
+    """Give the prepared sandbox `p1` (and its task process) the CPU at the normal priority: it
+    was set up at idle priority (`prepare_warm`), which only root can lift again. A sandbox
+    still being set up finishes at the normal priority too.
+
+    False when P1 has no task process to be seen yet: then either P1 has not forked it, and it
+    will be born at the normal priority, or P1 is forking it right now, and it was born at the
+    idle one (a child has its parent's priority from the fork's start, but is among its
+    parent's children only at its end). The caller asks again shortly, until this is True."""
     pids = [p1]
     try:
         with open(f"/proc/{p1}/task/{p1}/children") as f:
             pids += [int(pid) for pid in f.read().split()]
     except OSError:
-        pass  # gone: the hand-off fails and the run takes the slow path
+        return True  # gone: the hand-off fails and the run takes the slow path
     for pid in pids:
         try:
             os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
         except OSError:
             pass
+    return len(pids) > 1
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:  # pragma: no cover
@@ -442,12 +460,6 @@ def _run_warm(  # pragma: no cover
     policy: sandbox.Policy, p1_fd: int, task_fd: int, cgroup=None
 ) -> int:
     """P1 of a prepared sandbox; returns (exits) in its task process once a run came."""
-    if policy.own_uids:
-        # Set up (and rehearse) only when no other process wants the CPU, so that preparing
-        # the next run's sandbox never slows down a run: the fork server restores the normal
-        # priority when it hands a run over (`_promote`: as root only; an ordinary user may
-        # lower a priority but not raise it back).
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     if cgroup is not None:
         try:
             cgroup.enter()  # runs/process/cgroups.py: before anything is forked

@@ -63,6 +63,8 @@ from .sandbox import _plan as sandbox_plan
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 IDLE_SECONDS = 0.02  # this long without a request or an exit counts as idle (cgroups.tidy)
 REFILL_IDLE_SECONDS = 0.002  # ... and this long, when no run is in flight (prepare sandboxes)
+PROMOTE_POLL_SECONDS = 0.001  # how often to look for a run's task process still being forked
+PROMOTE_SECONDS = 1.0  # ... and for how long (from then on, P1 forks at the normal priority)
 REFILL_RETRY_SECONDS = 1.0  # after the kernel refused a prepared sandbox (say, out of processes)
 HANDSHAKE_TIMEOUT = 30.0
 REPORT_TIMEOUT = 10.0  # how long a worker waits for the zygote's report on a run that ended badly
@@ -101,7 +103,7 @@ class RemoteChild:
         kill_group(self.pid)
 
     def close(self) -> None:
-        _close(self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd, self.exit_fd)
+        close_fds(self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd, self.exit_fd)
         self.status.close()
 
 
@@ -121,7 +123,7 @@ class ServingProcess:
         return _exit_of(self.exit_fd, self.status)
 
     def close(self) -> None:
-        _close(self.exit_fd)
+        close_fds(self.exit_fd)
         self.sock.close()
         self.status.close()
 
@@ -133,7 +135,8 @@ def kill_group(pid: int) -> None:
         pass
 
 
-def _close(*fds: int | None) -> None:
+def close_fds(*fds: int | None) -> None:
+    """Close these descriptors (None and the already closed are skipped)."""
     for fd in fds:
         if fd is None:
             continue
@@ -405,6 +408,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         fits_warm,
         hand_to_warm,
         prepare_warm,
+        promote,
         spawn,
     )
 
@@ -426,14 +430,24 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     # process itself, when idle, if it died.
     helper: list[preparer.Preparer] = []
     reaped_unknown: list[int] = []  # P1s that died before the preparer's word of them arrived
+    # P1s handed a run (and lifted to the normal priority) whose task process was not yet to be
+    # seen, perhaps being forked at the idle one: lifted too once it is (child.promote).
+    unpromoted: dict[int, float] = {}  # P1 -> when to stop looking
+
+    def lift() -> None:
+        now = time.monotonic()
+        for p1, until in list(unpromoted.items()):
+            if promote(p1) or now > until:
+                del unpromoted[p1]
+
+    def missing() -> int:
+        """Sandboxes neither prepared nor asked of the preparer yet."""
+        if not policy.enabled:
+            return 0
+        return policy.prepared - len(prepared) - (len(helper[0].asked) if helper else 0)
 
     def short() -> bool:
-        asked = len(helper[0].asked) if helper else 0
-        return (
-            policy.enabled
-            and len(prepared) + asked < policy.prepared
-            and time.monotonic() >= refill_after[0]
-        )
+        return missing() > 0 and time.monotonic() >= refill_after[0]
 
     def top_up() -> None:
         """Ask the preparer for the sandboxes missing."""
@@ -505,9 +519,12 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     def start(request: dict, code):
         if prepared and fits_warm(request):
             ready = prepared.pop(next(iter(prepared)))  # the oldest: the most likely set up
+            if policy.own_uids and not promote(ready.pid):  # prepared at idle priority as root
+                unpromoted[ready.pid] = time.monotonic() + PROMOTE_SECONDS
             try:
                 return hand_to_warm(ready, request, code)
             except OSError:  # it died meanwhile: start this run the slow way
+                unpromoted.pop(ready.pid, None)
                 kill_group(ready.pid)
         cg = cgroups.claim(policy.limits_for(request.get("limits")), make=not policy.own_uids)
         try:
@@ -552,6 +569,8 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         sel.register(helper[0].sock, selectors.EVENT_READ, "prepared")
     while True:
         timeout = None
+        if unpromoted:
+            lift()
         if short() and not helper:
             # Setting a sandbox up here takes this process a millisecond or more: do it while
             # no run is starting or ending (a run in flight that is quiet this long is a long
@@ -559,8 +578,12 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
             timeout = REFILL_IDLE_SECONDS if not waiting else IDLE_SECONDS
         elif cgroups.pending():
             timeout = IDLE_SECONDS
-        elif helper and policy.enabled and len(prepared) + len(helper[0].asked) < policy.prepared:
+        elif helper and missing() > 0:
             timeout = max(0.0, refill_after[0] - time.monotonic())  # asking again, after a wait
+        if unpromoted:
+            timeout = min(
+                PROMOTE_POLL_SECONDS, PROMOTE_POLL_SECONDS if timeout is None else timeout
+            )
         ready = sel.select(timeout)
         if not ready:  # nothing to do: prepare a sandbox, or remove finished runs' cgroups
             if short():
@@ -628,6 +651,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
                     if helper and pid == helper[0].pid:  # prepare here from now on
                         lose_preparer(reaped=True)
                         continue
+                    unpromoted.pop(pid, None)
                     if pid in prepared:  # died unused: another is prepared
                         prepared.pop(pid).close()
                         cgroups.release(pid)

@@ -6,7 +6,7 @@ whichever request arrived meanwhile. The preparer is a fork of the fork server, 
 start, that does nothing else: asked for a sandbox, it clones P1 with CLONE_PARENT (so that P1
 is the fork server's child all the same: the fork server reaps it, kills it, and P1 dies with
 it) and hands P1's two sockets back. As root it runs at idle priority, and so does the P1 it
-clones until the fork server hands it a run (child._promote): preparing never takes CPU a run
+clones until the fork server hands it a run (child.promote): preparing never takes CPU a run
 wants. No Django here.
 
 Protocol, one SOCK_SEQPACKET pair (one message each way per sandbox):

@@ -31,7 +31,7 @@ from django.conf import settings
 from .. import sandboxing
 from ..definitions import TaskDefinition
 from ..process.child import run_pipes, send_run
-from ..process.forkserver import ServingProcess, kill_group
+from ..process.forkserver import ServingProcess, close_fds, kill_group
 from . import claim as engine
 
 log = logging.getLogger(__name__)
@@ -269,8 +269,4 @@ class ReusedChild:
             self.warm.end()
 
     def close(self) -> None:
-        for fd in (self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_fds(self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd)

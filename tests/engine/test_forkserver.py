@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,8 @@ TASKS = {
         "import os, sys\n\nfrom runs.definitions import task\n\n\n@task\ndef run(ctx):\n"
         "    return {'task_modules': sorted(n for n in sys.modules if n.startswith('studio_tasks.')),\n"
         "            'fds': sorted(int(n) for n in os.listdir('/proc/self/fd')),\n"
-        "            'policy': os.sched_getscheduler(0)}\n"
+        "            'policy': os.sched_getscheduler(0),\n"
+        "            'p1_policy': os.sched_getscheduler(1)}\n"
     ),
     "exits.py": (
         "import os\n\nfrom runs.definitions import task\n\n\n@task\ndef run(ctx):\n"
@@ -137,6 +140,33 @@ def test_a_sandbox_is_prepared_at_idle_priority_and_its_run_runs_at_the_normal_o
     assert _result(child)["output"]["policy"] == os.SCHED_OTHER
     assert child.read_exit_code() == 0
     child.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can lift the idle priority again")
+def test_runs_handed_to_sandboxes_still_being_prepared_run_at_the_normal_priority(server, tasks):
+    # With every core busy, a sandbox prepared at idle priority gets no CPU: back to back, each
+    # run comes to a sandbox that has barely begun (or not begun) to set itself up. Whatever
+    # point its run finds it at, the run's processes must leave the idle priority, or they
+    # starve for as long as anything else wants the CPU.
+    fs = server(prepared=1)
+    wait_for(lambda: len(_sandboxes(fs)) == 1, message="a prepared sandbox")
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range((os.cpu_count() or 1) + 1)
+    ]
+    try:
+        seen = []
+        for _ in range(30):
+            child = _spawn(fs, tasks, "inside")
+            output = _result(child)["output"]
+            seen.append((output["p1_policy"], output["policy"]))
+            assert child.read_exit_code() == 0
+            child.close()
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert seen == [(os.SCHED_OTHER, os.SCHED_OTHER)] * 30
 
 
 @pytest.mark.parametrize("prepared", [1, 0], ids=["prepared", "slow-path"])
