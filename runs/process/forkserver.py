@@ -57,6 +57,17 @@ from pathlib import Path
 from types import CodeType
 
 from . import cgroups, netns, preparer
+from .child import (
+    Child,
+    Warm,
+    die_with_parent,
+    exit_code_of,
+    fits_warm,
+    hand_to_warm,
+    prepare_warm,
+    promote,
+    spawn,
+)
 from .sandbox import Policy, block_django, guard_loopback, probe
 from .sandbox import _plan as sandbox_plan
 
@@ -401,76 +412,71 @@ def _set_up_sandbox(policy: Policy) -> None:
     )
 
 
-def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
-    from .child import (
-        die_with_parent,
-        exit_code_of,
-        fits_warm,
-        hand_to_warm,
-        prepare_warm,
-        promote,
-        spawn,
-    )
+class _Zygote:
+    """The fork server's state and loop: its runs in flight, its prepared sandboxes and the
+    preparer that sets them up, and the P1s whose priority it has yet to finish lifting."""
 
-    waiting: dict[int, socket.socket] = {}
-    # Sandboxes set up ahead of the runs that fit them (child.prepare_warm), one per worker
-    # thread: with several runs starting at once, each finds one.
-    prepared: dict[int, object] = {}
+    def __init__(self, tasks_dir: str, policy: Policy) -> None:
+        self.tasks_dir = os.path.realpath(tasks_dir) + os.sep
+        self.policy = policy
+        self.waiting: dict[int, socket.socket] = {}  # run's pid -> its worker's connection
+        # Sandboxes set up ahead of the runs that fit them (child.prepare_warm), one per worker
+        # thread: with several runs starting at once, each finds one.
+        self.prepared: dict[int, Warm] = {}
+        # Set up by the preparer (preparer.py) while it lives; by this process, when idle, if
+        # it died.
+        self.helper: preparer.Preparer | None = None
+        self.reaped_unknown: list[int] = []  # P1s reaped before the preparer's word of them came
+        # P1s handed a run (and lifted to the normal priority) whose task process was not yet
+        # to be seen, perhaps being forked at the idle one: lifted too once it is (promote).
+        self.unpromoted: dict[int, float] = {}  # P1 -> when to stop looking
+        self.refill_after = 0.0  # after a failed attempt, the next one waits a while
+        self.sel = selectors.DefaultSelector()
 
-    def end(*_) -> None:
-        # The worker is gone (PDEATHSIG) or we were told to stop: take every run's process group
-        # with us, including what the tasks spawned.
-        for pid in [*waiting, *prepared]:
+    def end(self, *_) -> None:
+        """The worker is gone (PDEATHSIG) or we were told to stop: take every run's process
+        group with us, including what the tasks spawned."""
+        for pid in [*self.waiting, *self.prepared]:
             kill_group(pid)
         cgroups.release_all()
         os._exit(0)
 
-    refill_after = [0.0]  # after a failed attempt, the next one waits a while
-    # Sandboxes are set up by the preparer (runs/process/preparer.py) while it lives; by this
-    # process itself, when idle, if it died.
-    helper: list[preparer.Preparer] = []
-    reaped_unknown: list[int] = []  # P1s that died before the preparer's word of them arrived
-    # P1s handed a run (and lifted to the normal priority) whose task process was not yet to be
-    # seen, perhaps being forked at the idle one: lifted too once it is (child.promote).
-    unpromoted: dict[int, float] = {}  # P1 -> when to stop looking
+    # --- prepared sandboxes ---
 
-    def lift() -> None:
-        now = time.monotonic()
-        for p1, until in list(unpromoted.items()):
-            if promote(p1) or now > until:
-                del unpromoted[p1]
-
-    def missing() -> int:
+    def missing(self) -> int:
         """Sandboxes neither prepared nor asked of the preparer yet."""
-        if not policy.enabled:
+        if not self.policy.enabled:
             return 0
-        return policy.prepared - len(prepared) - (len(helper[0].asked) if helper else 0)
+        asked = len(self.helper.asked) if self.helper else 0
+        return self.policy.prepared - len(self.prepared) - asked
 
-    def short() -> bool:
-        return missing() > 0 and time.monotonic() >= refill_after[0]
+    def short(self) -> bool:
+        return self.missing() > 0 and time.monotonic() >= self.refill_after
 
-    def top_up() -> None:
+    def start_preparer(self) -> None:
+        self.helper = preparer.start(self.policy)  # before any descriptor it need not hold
+        self.sel.register(self.helper.sock, selectors.EVENT_READ, "prepared")
+        self.top_up()
+
+    def top_up(self) -> None:
         """Ask the preparer for the sandboxes missing."""
-        while helper and short():
+        while self.helper and self.short():
             try:
-                cg = cgroups.claim(policy.limits, make=False)
+                cg = cgroups.claim(self.policy.limits, make=False)
             except OSError:
-                refill_after[0] = time.monotonic() + REFILL_RETRY_SECONDS
+                self.refill_after = time.monotonic() + REFILL_RETRY_SECONDS
                 return
             try:
-                helper[0].ask(cg)
+                self.helper.ask(cg)
             except OSError:
                 cgroups.release(cg=cg)
-                lose_preparer()
+                self.lose_preparer()
 
-    def lose_preparer(*, reaped: bool = False) -> None:
-        if not helper:
+    def lose_preparer(self, *, reaped: bool = False) -> None:
+        gone, self.helper = self.helper, None
+        if gone is None:
             return
-        gone = helper.pop()
-        try:
-            sel.unregister(gone.sock)
-        except (KeyError, ValueError, NameError):
-            pass  # not registered yet
+        self.sel.unregister(gone.sock)
         gone.sock.close()
         if not reaped:  # it may still live, of no use now (reaped, its pid is another's)
             try:
@@ -480,51 +486,60 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         for cg in gone.asked.values():
             cgroups.release(cg=cg)
 
-    def from_preparer() -> None:
+    def from_preparer(self) -> None:
         try:
-            warm, cg = helper[0].receive()
+            warm, cg = self.helper.receive()
         except (OSError, ValueError):
-            lose_preparer()
+            self.lose_preparer()
             return
         if warm is None:  # the kernel refused (say, out of processes): try again later
             cgroups.release(cg=cg)
-            refill_after[0] = time.monotonic() + REFILL_RETRY_SECONDS
-        elif warm.pid in reaped_unknown:
-            reaped_unknown.remove(warm.pid)
+            self.refill_after = time.monotonic() + REFILL_RETRY_SECONDS
+        elif warm.pid in self.reaped_unknown:
+            self.reaped_unknown.remove(warm.pid)
             warm.close()
             cgroups.release(cg=cg)
         else:
-            prepared[warm.pid] = warm
+            self.prepared[warm.pid] = warm
             cgroups.track(warm.pid, cg)
-        top_up()
+        self.top_up()
 
-    def refill(most: int) -> None:
+    def refill(self, most: int) -> None:
         """Prepare up to `most` sandboxes here, without going over policy.prepared."""
         for _ in range(most):
-            if not short():
+            if not self.short():
                 return
             try:
-                cg = cgroups.claim(policy.limits, make=not policy.own_uids)
+                cg = cgroups.claim(self.policy.limits, make=not self.policy.own_uids)
                 try:
-                    warm = prepare_warm(policy, cg)
+                    warm = prepare_warm(self.policy, cg)
                 except OSError:
                     cgroups.release(cg=cg)
                     raise
                 cgroups.track(warm.pid, cg)
             except OSError:  # no process to spare now: runs take the slow path meanwhile
-                refill_after[0] = time.monotonic() + REFILL_RETRY_SECONDS
+                self.refill_after = time.monotonic() + REFILL_RETRY_SECONDS
                 return
-            prepared[warm.pid] = warm
+            self.prepared[warm.pid] = warm
 
-    def start(request: dict, code):
-        if prepared and fits_warm(request):
-            ready = prepared.pop(next(iter(prepared)))  # the oldest: the most likely set up
+    def lift(self) -> None:
+        now = time.monotonic()
+        for p1, until in list(self.unpromoted.items()):
+            if promote(p1) or now > until:
+                del self.unpromoted[p1]
+
+    # --- runs ---
+
+    def start(self, request: dict, code: CodeType | Exception) -> Child:
+        policy = self.policy
+        if self.prepared and fits_warm(request):
+            ready = self.prepared.pop(next(iter(self.prepared)))  # the oldest: likely set up
             if policy.own_uids and not promote(ready.pid):  # prepared at idle priority as root
-                unpromoted[ready.pid] = time.monotonic() + PROMOTE_SECONDS
+                self.unpromoted[ready.pid] = time.monotonic() + PROMOTE_SECONDS
             try:
                 return hand_to_warm(ready, request, code)
             except OSError:  # it died meanwhile: start this run the slow way
-                unpromoted.pop(ready.pid, None)
+                self.unpromoted.pop(ready.pid, None)
                 kill_group(ready.pid)
         cg = cgroups.claim(policy.limits_for(request.get("limits")), make=not policy.own_uids)
         try:
@@ -535,7 +550,120 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
         cgroups.track(child.pid, cg)
         return child
 
-    signal.signal(signal.SIGTERM, end)
+    def accept(self, listener: socket.socket) -> None:
+        """One worker's request: start its run, and reply with the run's pid and pipe ends."""
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # e.g. out of descriptors: that client sees the failure
+            return
+        try:
+            request = _read_request(conn)
+            task_path = os.path.realpath(request.get("path") or "")
+            if not task_path.startswith(self.tasks_dir):
+                raise LookupError(f"task {request['task_id']!r} is not in {self.tasks_dir}")
+            child = self.start(request, _compiled(task_path))
+        except Exception as exc:  # noqa: BLE001 - tell the worker, keep serving
+            try:
+                conn.sendall(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
+            except OSError:
+                pass
+            conn.close()
+            return
+        fds = list(child.ends)
+        if child.status_fd is not None:
+            fds.append(child.status_fd)  # the worker reads the exit from PID 1 itself
+        reply = {"pid": child.pid, "exit_pipe": child.status_fd is not None}
+        try:
+            socket.send_fds(conn, [json.dumps(reply).encode() + b"\n"], fds)
+            conn.settimeout(None)
+            self.waiting[child.pid] = conn
+        except OSError:  # the worker went away: nobody would supervise this child
+            conn.close()
+            kill_group(child.pid)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if self.helper:
+            self.top_up()
+        elif not self.prepared:
+            self.refill(1)  # after the reply, off this run's path: the next run needs one
+
+    def reap(self) -> None:
+        """Every child that ended: a run (report it), the preparer or a prepared sandbox."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if netns.lost(pid):  # slirp4netns (not root): it says so itself
+                continue
+            if self.helper and pid == self.helper.pid:  # prepare here from now on
+                self.lose_preparer(reaped=True)
+                continue
+            self.unpromoted.pop(pid, None)
+            if pid in self.prepared:  # died unused: another is prepared
+                self.prepared.pop(pid).close()
+                cgroups.release(pid)
+                self.top_up()
+                continue
+            if pid not in self.waiting and self.helper and self.helper.asked:
+                # Perhaps a P1 the preparer made whose word has yet to arrive.
+                self.reaped_unknown[:] = [*self.reaped_unknown[-63:], pid]
+            code = exit_code_of(status)
+            _report(self.waiting.pop(pid, None), code, cgroups.verdict(pid, code))
+            cgroups.release(pid)  # the run is over: its cgroup goes
+
+    def timeout(self) -> float | None:
+        """How long to wait for the next request or exit before doing something on our own."""
+        timeout = None
+        if self.short() and not self.helper:
+            # Setting a sandbox up here takes this process a millisecond or more: do it while
+            # no run is starting or ending (a run in flight that is quiet this long is a long
+            # one), so that a request does not wait for it.
+            timeout = REFILL_IDLE_SECONDS if not self.waiting else IDLE_SECONDS
+        elif cgroups.pending():
+            timeout = IDLE_SECONDS
+        elif self.helper and self.missing() > 0:  # asking again, after a wait
+            timeout = max(0.0, self.refill_after - time.monotonic())
+        if self.unpromoted:
+            timeout = min(
+                PROMOTE_POLL_SECONDS, PROMOTE_POLL_SECONDS if timeout is None else timeout
+            )
+        return timeout
+
+    def loop(self, listener: socket.socket, wake_r: int) -> None:
+        self.sel.register(listener, selectors.EVENT_READ, "accept")
+        self.sel.register(wake_r, selectors.EVENT_READ, "signal")
+        while True:
+            if self.unpromoted:
+                self.lift()
+            ready = self.sel.select(self.timeout())
+            if not ready:  # nothing to do: prepare a sandbox, or remove finished runs' cgroups
+                if self.short():
+                    self.top_up() if self.helper else self.refill(1)
+                else:
+                    cgroups.tidy()
+                continue
+            for key, _ in ready:
+                if key.data == "prepared":
+                    if self.helper:
+                        self.from_preparer()
+                elif key.data == "accept":
+                    self.accept(listener)
+                else:
+                    try:
+                        while os.read(wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    self.reap()
+
+
+def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
+    zygote = _Zygote(tasks_dir, policy)
+    signal.signal(signal.SIGTERM, zygote.end)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the worker, which drains first
     die_with_parent(signal.SIGTERM)
     if os.getppid() != worker_pid:
@@ -551,8 +679,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     # instead of touching (and so copying) every page of it.
     gc.freeze()
     if policy.enabled:
-        helper.append(preparer.start(policy))  # before any descriptor it need not hold
-        top_up()
+        zygote.start_preparer()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -562,107 +689,7 @@ def serve(path: str, tasks_dir: str, worker_pid: int, policy: Policy) -> None:
     listener.bind(path + ".tmp")
     os.rename(path + ".tmp", path)  # the path appears only once it accepts connections
     listener.listen(128)
-    sel = selectors.DefaultSelector()
-    sel.register(listener, selectors.EVENT_READ, "accept")
-    sel.register(wake_r, selectors.EVENT_READ, "signal")
-    if helper:
-        sel.register(helper[0].sock, selectors.EVENT_READ, "prepared")
-    while True:
-        timeout = None
-        if unpromoted:
-            lift()
-        if short() and not helper:
-            # Setting a sandbox up here takes this process a millisecond or more: do it while
-            # no run is starting or ending (a run in flight that is quiet this long is a long
-            # one), so that a request does not wait for it.
-            timeout = REFILL_IDLE_SECONDS if not waiting else IDLE_SECONDS
-        elif cgroups.pending():
-            timeout = IDLE_SECONDS
-        elif helper and missing() > 0:
-            timeout = max(0.0, refill_after[0] - time.monotonic())  # asking again, after a wait
-        if unpromoted:
-            timeout = min(
-                PROMOTE_POLL_SECONDS, PROMOTE_POLL_SECONDS if timeout is None else timeout
-            )
-        ready = sel.select(timeout)
-        if not ready:  # nothing to do: prepare a sandbox, or remove finished runs' cgroups
-            if short():
-                top_up() if helper else refill(1)
-            else:
-                cgroups.tidy()
-            continue
-        for key, _ in ready:
-            if key.data == "prepared":
-                if helper:
-                    from_preparer()
-            elif key.data == "accept":
-                try:
-                    conn, _ = listener.accept()
-                except OSError:  # e.g. out of descriptors: that client sees the failure
-                    continue
-                try:
-                    request = _read_request(conn)
-                    task_path = os.path.realpath(request.get("path") or "")
-                    if not task_path.startswith(os.path.realpath(tasks_dir) + os.sep):
-                        raise LookupError(f"task {request['task_id']!r} is not in {tasks_dir}")
-                    child = start(request, _compiled(task_path))
-                except Exception as exc:  # noqa: BLE001 - tell the worker, keep serving
-                    try:
-                        conn.sendall(
-                            json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n"
-                        )
-                    except OSError:
-                        pass
-                    conn.close()
-                    continue
-                fds = list(child.ends)
-                if child.status_fd is not None:
-                    fds.append(child.status_fd)  # the worker reads the exit from PID 1 itself
-                reply = {"pid": child.pid, "exit_pipe": child.status_fd is not None}
-                try:
-                    socket.send_fds(conn, [json.dumps(reply).encode() + b"\n"], fds)
-                    conn.settimeout(None)
-                    waiting[child.pid] = conn
-                except OSError:  # the worker went away: nobody would supervise this child
-                    conn.close()
-                    kill_group(child.pid)
-                finally:
-                    for fd in fds:
-                        os.close(fd)
-                if helper:
-                    top_up()
-                elif not prepared:
-                    refill(1)  # after the reply, off this run's path: the next run needs one
-            else:
-                try:
-                    while os.read(wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-                while True:
-                    try:
-                        pid, status = os.waitpid(-1, os.WNOHANG)
-                    except ChildProcessError:
-                        break
-                    if pid == 0:
-                        break
-                    if netns.lost(pid):  # slirp4netns (not root): it says so itself
-                        continue
-                    if helper and pid == helper[0].pid:  # prepare here from now on
-                        lose_preparer(reaped=True)
-                        continue
-                    unpromoted.pop(pid, None)
-                    if pid in prepared:  # died unused: another is prepared
-                        prepared.pop(pid).close()
-                        cgroups.release(pid)
-                        top_up()
-                        continue
-                    if pid not in waiting and helper and helper[0].asked:
-                        # Perhaps a P1 the preparer made whose word has yet to arrive.
-                        reaped_unknown[:] = [*reaped_unknown[-63:], pid]
-                    code = exit_code_of(status)
-                    _report(waiting.pop(pid, None), code, cgroups.verdict(pid, code))
-                    cgroups.release(pid)  # the run is over: its cgroup goes
+    zygote.loop(listener, wake_r)
 
 
 if __name__ == "__main__":
