@@ -95,6 +95,16 @@ def _metrics() -> SimpleNamespace:
         http_requests=Counter(
             "studio_http_requests_total", "HTTP requests answered", ["route", "status"]
         ),
+        reuse_process_runs=Counter(
+            "studio_reuse_process_runs_total",
+            "Runs of reuse_process tasks, by the process that served them: warm or new",
+            ["process"],
+        ),
+        reuse_processes_ended=Counter(
+            "studio_reuse_processes_ended_total",
+            "Warm processes of reuse_process tasks ended, by why",
+            ["reason"],
+        ),
     )
 
 

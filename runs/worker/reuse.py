@@ -13,6 +13,8 @@ process goes back to the pool only if it reported the run done and nothing kille
 replaced after a cancel, a timeout, a crash, any kill; after STUDIO_REUSE_PROCESS_MAX_RUNS
 runs; after STUDIO_REUSE_PROCESS_IDLE_SECONDS without one; when its task file changed; and once
 it has used half its CPU limit (RLIMIT_CPU counts the whole process, every run together).
+`studio_reuse_process_runs_total` {process: warm, new} and `studio_reuse_processes_ended_total`
+{reason} count how often a run found a warm process, and why processes were replaced.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 
-from .. import sandboxing
+from .. import metrics, sandboxing
 from ..definitions import TaskDefinition
 from ..process.child import run_pipes, send_run
 from ..process.forkserver import ServingProcess, close_fds, kill_group
@@ -70,9 +72,21 @@ class Warm:
             return False
         return not readable
 
-    def end(self) -> None:
+    def end(self, reason: str) -> None:
+        """Kill it (and all it started); `reason`, for the metrics: why it is not kept."""
         kill_group(self.process.pid)
         self.process.close()
+        _count_ended(reason)
+
+
+@metrics.safely
+def _count_ended(reason: str) -> None:
+    metrics.m().reuse_processes_ended.labels(reason=reason).inc()
+
+
+@metrics.safely
+def _count_run(fresh: bool) -> None:
+    metrics.m().reuse_process_runs.labels(process="new" if fresh else "warm").inc()
 
 
 _idle: dict[Key, list[Warm]] = {}  # idle processes, the most recently used last
@@ -105,13 +119,16 @@ def acquire(definition: TaskDefinition, request: dict) -> ReusedChild:
         if fresh:
             warm = _start(definition, key)
         try:
-            return ReusedChild(warm, request)
+            child = ReusedChild(warm, request)
         except OSError:
             # It ended while idle (killed from outside, its fork server gone): this run gets
             # another. A process just started that cannot take its first run is a failure.
-            warm.end()
+            warm.end("died")
             if fresh:
                 raise
+            continue
+        _count_run(fresh)
+        return child
 
 
 def _take_idle(key: Key) -> Warm | None:
@@ -125,24 +142,30 @@ def _take_idle(key: Key) -> Warm | None:
             if candidate.alive():
                 warm = candidate
             else:
-                stale.append(candidate)
+                stale.append((candidate, "died"))
         if not idle:
             _idle.pop(key, None)
-    for gone in stale:
-        gone.end()
+    for gone, reason in stale:
+        gone.end(reason)
     return warm
 
 
-def _sweep(now: float, *, changed: Key | None = None) -> list[Warm]:
+def _sweep(now: float, *, changed: Key | None = None) -> list[tuple[Warm, str]]:
     """Take out (under the lock) the idle processes past their idle time, and those whose
-    task file has changed since (`changed`: a key made now, with the file's stamp now)."""
+    task file has changed since (`changed`: a key made now, with the file's stamp now); each
+    with the reason it goes."""
     limit = settings.STUDIO_REUSE_PROCESS_IDLE_SECONDS
     stale = []
     for key in list(_idle):
         outdated = changed is not None and key.path == changed.path and key.stamp != changed.stamp
         keep = []
         for warm in _idle[key]:
-            (stale if outdated or now - warm.idle_since > limit else keep).append(warm)
+            if outdated:
+                stale.append((warm, "file_changed"))
+            elif now - warm.idle_since > limit:
+                stale.append((warm, "idle"))
+            else:
+                keep.append(warm)
         if keep:
             _idle[key] = keep
         else:
@@ -161,12 +184,9 @@ def _start(definition: TaskDefinition, key: Key) -> Warm:
 def _release(warm: Warm) -> None:
     """A run ended cleanly in `warm`: back to the pool, unless it is due to be replaced."""
     warm.runs += 1
-    if (
-        warm.runs >= settings.STUDIO_REUSE_PROCESS_MAX_RUNS
-        or warm.cpu_ms >= warm.cpu_budget_ms
-        or engine.draining()
-    ):
-        warm.end()
+    due = _due(warm)
+    if due:
+        warm.end(due)
         return
     warm.idle_since = time.monotonic()
     most = 2 * settings.STUDIO_WORKERS
@@ -179,7 +199,18 @@ def _release(warm: Warm) -> None:
             if not _idle[gone.key]:
                 del _idle[gone.key]
     for gone in surplus:
-        gone.end()
+        gone.end("surplus")
+
+
+def _due(warm: Warm) -> str | None:
+    """Why `warm`, its run just over, is to be replaced rather than kept; None: kept."""
+    if warm.runs >= settings.STUDIO_REUSE_PROCESS_MAX_RUNS:
+        return "max_runs"
+    if warm.cpu_ms >= warm.cpu_budget_ms:
+        return "cpu"
+    if engine.draining():
+        return "stopping"
+    return None
 
 
 def retire_idle(*, everything: bool = False) -> None:
@@ -187,12 +218,12 @@ def retire_idle(*, everything: bool = False) -> None:
     with `everything`, every idle one (the worker is stopping)."""
     with _lock:
         if everything:
-            stale = [w for idle in _idle.values() for w in idle]
+            stale = [(w, "stopping") for idle in _idle.values() for w in idle]
             _idle.clear()
         else:
             stale = _sweep(time.monotonic())
-    for warm in stale:
-        warm.end()
+    for warm, reason in stale:
+        warm.end(reason)
 
 
 class ReusedChild:
@@ -263,10 +294,14 @@ class ReusedChild:
         if self.settled:
             return
         self.settled = True
-        if self.done is not None and not self.killed and not self.done.get("last"):
-            _release(self.warm)
+        if self.killed:  # cancelled, timed out, taken away
+            self.warm.end("killed")
+        elif self.done is None:  # it died, or said something else than "done"
+            self.warm.end("crashed")
+        elif self.done.get("last"):  # its task file failed to load: it serves no more runs
+            self.warm.end("load_failed")
         else:
-            self.warm.end()
+            _release(self.warm)
 
     def close(self) -> None:
         close_fds(self.stdout_fd, self.stderr_fd, self.events_fd, self.control_fd)

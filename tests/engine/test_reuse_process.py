@@ -235,3 +235,26 @@ def test_a_process_that_died_while_idle_does_not_fail_the_next_run(start_test_wo
     os.kill(p1, signal.SIGKILL)  # as the OOM killer or an operator might
     wait_for(lambda: not alive(p1), 10, message=f"P1 {p1} to end")
     assert_served_by_a_new_process(run_reused(), before)
+
+
+def test_the_metrics_say_how_often_a_run_found_a_warm_process_and_why_one_ended(
+    start_test_worker, run_reused, client, settings
+):
+    from tests.operations.test_metrics import TOKEN, scrape, value
+
+    settings.STUDIO_METRICS_TOKEN = TOKEN
+    before = scrape(client)
+    start_test_worker(STUDIO_REUSE_PROCESS_MAX_RUNS=2)
+    runs = [run_reused() for _ in range(3)]
+    assert [r.output["count"] for r in runs] == [1, 2, 1]
+
+    def grew(name: str, **labels) -> float:
+        return value(scrape(client), name, **labels) - value(before, name, **labels)
+
+    # Counted in the worker, added up by this process's /metrics (multiprocess mode).
+    wait_for(
+        lambda: grew("studio_reuse_process_runs_total", process="new") == 2,
+        message="two runs in a new process",
+    )
+    assert grew("studio_reuse_process_runs_total", process="warm") == 1
+    assert grew("studio_reuse_processes_ended_total", reason="max_runs") == 1
