@@ -137,7 +137,7 @@ def test_a_run_cannot_reach_services_on_the_host_loopback(sandboxed_worker, crea
     ("exceed", "code", "words"),
     [
         ("memory", "memory_limit", "memory limit of 400 MB"),
-        ("cpu", "cpu_limit", "1 s of CPU time"),
+        ("cpu", "cpu_limit", "2 s of CPU time"),
         ("processes", "process_limit", "more than 8 processes"),
         ("file_size", "file_size_limit", "larger than 5 MB"),
         ("disk", "disk_limit", "16 MB of private disk space"),
