@@ -74,7 +74,7 @@ from .sandbox import _plan as sandbox_plan
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 IDLE_SECONDS = 0.02  # this long without a request or an exit counts as idle (cgroups.tidy)
 REFILL_IDLE_SECONDS = 0.002  # ... and this long, when no run is in flight (prepare sandboxes)
-PROMOTE_POLL_SECONDS = 0.001  # how often to look for a run's task process still being forked
+PROMOTE_POLL_SECONDS = 0.01  # look (at least this often) for a run's task process being forked
 PROMOTE_SECONDS = 1.0  # ... and for how long (from then on, P1 forks at the normal priority)
 REFILL_RETRY_SECONDS = 1.0  # after the kernel refused a prepared sandbox (say, out of processes)
 HANDSHAKE_TIMEOUT = 30.0
