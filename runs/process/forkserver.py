@@ -431,7 +431,7 @@ class _Zygote:
         # to be seen, perhaps being forked at the idle one: lifted too once it is (promote).
         self.unpromoted: dict[int, float] = {}  # P1 -> when to stop looking
         self.refill_after = 0.0  # after a failed attempt, the next one waits a while
-        self.sel = selectors.DefaultSelector()
+        self.sel: selectors.BaseSelector | None = None  # made in loop(), after the preparer
 
     def end(self, *_) -> None:
         """The worker is gone (PDEATHSIG) or we were told to stop: take every run's process
@@ -455,7 +455,6 @@ class _Zygote:
 
     def start_preparer(self) -> None:
         self.helper = preparer.start(self.policy)  # before any descriptor it need not hold
-        self.sel.register(self.helper.sock, selectors.EVENT_READ, "prepared")
         self.top_up()
 
     def top_up(self) -> None:
@@ -476,7 +475,8 @@ class _Zygote:
         gone, self.helper = self.helper, None
         if gone is None:
             return
-        self.sel.unregister(gone.sock)
+        if self.sel is not None:  # registered with it (loop)
+            self.sel.unregister(gone.sock)
         gone.sock.close()
         if not reaped:  # it may still live, of no use now (reaped, its pid is another's)
             try:
@@ -615,8 +615,9 @@ class _Zygote:
             _report(self.waiting.pop(pid, None), code, cgroups.verdict(pid, code))
             cgroups.release(pid)  # the run is over: its cgroup goes
 
-    def timeout(self) -> float | None:
-        """How long to wait for the next request or exit before doing something on our own."""
+    def idle_timeout(self) -> float | None:
+        """How long without a request or an exit before doing something on our own: preparing
+        a sandbox, asking the preparer again, or removing finished runs' cgroups."""
         timeout = None
         if self.short() and not self.helper:
             # Setting a sandbox up here takes this process a millisecond or more: do it while
@@ -627,20 +628,25 @@ class _Zygote:
             timeout = IDLE_SECONDS
         elif self.helper and self.missing() > 0:  # asking again, after a wait
             timeout = max(0.0, self.refill_after - time.monotonic())
-        if self.unpromoted:
-            timeout = min(
-                PROMOTE_POLL_SECONDS, PROMOTE_POLL_SECONDS if timeout is None else timeout
-            )
         return timeout
 
     def loop(self, listener: socket.socket, wake_r: int) -> None:
+        self.sel = selectors.DefaultSelector()
         self.sel.register(listener, selectors.EVENT_READ, "accept")
         self.sel.register(wake_r, selectors.EVENT_READ, "signal")
+        if self.helper:
+            self.sel.register(self.helper.sock, selectors.EVENT_READ, "prepared")
         while True:
             if self.unpromoted:
                 self.lift()
-            ready = self.sel.select(self.timeout())
-            if not ready:  # nothing to do: prepare a sandbox, or remove finished runs' cgroups
+            idle = wait = self.idle_timeout()
+            if self.unpromoted:  # look again soon, but that alone is not being idle
+                wait = PROMOTE_POLL_SECONDS if idle is None else min(idle, PROMOTE_POLL_SECONDS)
+            ready = self.sel.select(wait)
+            if not ready:
+                if wait != idle:
+                    continue
+                # Nothing to do: prepare a sandbox, or remove finished runs' cgroups.
                 if self.short():
                     self.top_up() if self.helper else self.refill(1)
                 else:

@@ -123,7 +123,7 @@ def acquire(definition: TaskDefinition, request: dict) -> ReusedChild:
         except OSError:
             # It ended while idle (killed from outside, its fork server gone): this run gets
             # another. A process just started that cannot take its first run is a failure.
-            warm.end("died")
+            warm.end("start_failed" if fresh else "died")
             if fresh:
                 raise
             continue
