@@ -296,9 +296,6 @@ def _serve(
         if len(fds) != len(RUN_FDS):
             return 70
         _place(dict(zip(RUN_FDS, fds, strict=True)))
-        for fd in fds:
-            if fd not in RUN_FDS:
-                os.close(fd)
         _text_streams()  # fresh, whatever the previous run did to sys.stdout and sys.stderr
         if definition is None and failed is None:
             loaded = _load(request, source)
@@ -331,10 +328,7 @@ def _drop_run_fds() -> None:  # pragma: no cover - runs in a reused task process
             stream.flush()
         except (OSError, ValueError):
             pass
-    devnull = os.open(os.devnull, os.O_RDWR)
-    _place(dict.fromkeys(RUN_FDS, devnull))
-    if devnull not in RUN_FDS:
-        os.close(devnull)
+    _place(dict.fromkeys(RUN_FDS, os.open(os.devnull, os.O_RDWR)))
 
 
 # --- a sandbox prepared ahead of its run ---------------------------------------------------------
@@ -509,9 +503,6 @@ def _run_warm(  # pragma: no cover
     # A run's pipes on fds 1-4, or a reused process's socket to the worker on SERVE_FD.
     places = {SERVE_FD: fds[0]} if serving else dict(zip(RUN_FDS, fds, strict=True))
     _place(places)
-    for fd in fds:
-        if fd not in places:
-            os.close(fd)
     _text_streams()
     try:
         if serving:
@@ -598,11 +589,13 @@ def _place(places: dict[int, int]) -> None:  # pragma: no cover - runs in a run'
     """Put descriptors on fixed numbers ({number: fd}), whatever numbers they have now: each is
     first copied above every target, so that moving one never overwrites another that has yet
     to move (a socket received on descriptor 8 that is to go on 9, while 8 is another's place).
-    The originals stay open: the caller closes what it no longer needs."""
+    The originals are closed, but for those that are now one of the places."""
     above = max(places) + 1
     parked = {number: fcntl.fcntl(fd, fcntl.F_DUPFD, above) for number, fd in places.items()}
     for number, fd in parked.items():
         os.dup2(fd, number)
+        os.close(fd)
+    for fd in set(places.values()) - set(places):
         os.close(fd)
 
 
