@@ -486,14 +486,22 @@ class TaskRegistry:
     def discover(self, max_age: float = 0.0) -> Discovery:
         """The tasks as the directory holds them now; with `max_age`, as it held them when it
         was last looked at, if that was less than `max_age` seconds ago (no look at all)."""
-        looked = self._looked
-        if max_age > 0 and looked is not None and time.monotonic() - looked[0] < max_age:
-            return looked[1]
+        if (recent := self._recent(max_age)) is not None:
+            return recent
         with self._lock:
+            # Those that waited for the lock use what the thread before them just saw.
+            if (recent := self._recent(max_age)) is not None:
+                return recent
             started = time.monotonic()  # what is seen below is at least this recent
             result = self._look()
             self._looked = (started, result)
             return result
+
+    def _recent(self, max_age: float) -> Discovery | None:
+        looked = self._looked
+        if max_age > 0 and looked is not None and time.monotonic() - looked[0] < max_age:
+            return looked[1]
+        return None
 
     def _look(self) -> Discovery:
         """Look at the directory: stat every file, load the ones that changed."""

@@ -49,6 +49,7 @@ router = Router(tags=["runs"])
 # task file again (stat each, walk each folder) for each of hundreds of creates a second: an
 # edited task file is seen by the API's creates within this bound (a new task at once: one that
 # is not found is looked for again). The worker runs whatever the file holds when the run starts.
+# Task creates only: a workflow create still reads the workflow files each time.
 TASKS_SEEN_WITHIN_SECONDS = 0.25
 
 READ_ERRORS = {frozenset({401, 404, 422}): ErrorOut}

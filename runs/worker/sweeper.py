@@ -113,10 +113,10 @@ class SweeperThread(threading.Thread):
             close_old_connections()
             try:
                 sweep()
+                reuse.retire_idle()  # warm processes idle for too long
             except Exception:
                 log.exception("sweep failed; trying again in %ss", self.interval)
             finally:
                 close_old_connections()
-            reuse.retire_idle()  # warm processes idle for too long
             if self.stop_event.wait(self.interval):
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -375,6 +376,26 @@ def test_with_a_max_age_it_answers_from_its_last_look_until_that_is_older(tasks_
     time.sleep(0.06)
     assert registry.discover(max_age=0.05).get("report").name == "Again"
     assert sorted(registry.discover(max_age=0.05).tasks) == ["added", "report"]
+
+
+def test_creates_waiting_for_a_look_use_it_rather_than_each_looking_again(tasks_dir):
+    registry = TaskRegistry(tasks_dir)
+    write_task(tasks_dir, "report.py")
+    looks = []
+    look = registry._look
+
+    def slow_look():
+        looks.append(1)
+        time.sleep(0.05)  # long enough for every other thread to queue up on the lock
+        return look()
+
+    registry._look = slow_look
+    threads = [threading.Thread(target=registry.discover, kwargs={"max_age": 60}) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(looks) == 1
 
 
 def test_it_notices_a_file_breaking_and_being_fixed(tasks_dir):
